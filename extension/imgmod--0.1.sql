@@ -1,0 +1,407 @@
+-- imgmod 0.1: the image pipeline's control plane.
+\echo Use "CREATE EXTENSION imgmod" to load this file. \quit
+
+-- ------------------------------------------------------------------ presets
+
+CREATE TABLE imgmod.presets (
+    name          text PRIMARY KEY
+                  CONSTRAINT preset_name_is_a_key_part CHECK (name ~ '^[a-z0-9][a-z0-9_-]{0,63}$'),
+    width         integer CHECK (width BETWEEN 1 AND 10000),
+    height        integer CHECK (height BETWEEN 1 AND 10000),
+    fit           text NOT NULL DEFAULT 'contain' CHECK (fit IN ('contain', 'cover', 'pad')),
+    quality       integer NOT NULL DEFAULT 80 CHECK (quality BETWEEN 1 AND 100),
+    allow_upscale boolean NOT NULL DEFAULT false,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT preset_has_a_size CHECK (width IS NOT NULL OR height IS NOT NULL)
+);
+COMMENT ON TABLE imgmod.presets IS
+  'The catalogue''s variant sizes. Every ready image has one variant per preset. Operators may insert, update or delete rows; new uploads use the presets present when their render job runs.';
+COMMENT ON COLUMN imgmod.presets.name IS 'Preset name as used in imgmod.fetch() and object keys: lowercase letters, digits, _ and -.';
+COMMENT ON COLUMN imgmod.presets.width IS 'Box width in pixels; NULL means unconstrained.';
+COMMENT ON COLUMN imgmod.presets.height IS 'Box height in pixels; NULL means unconstrained.';
+COMMENT ON COLUMN imgmod.presets.fit IS 'contain: fit inside the box; cover: fill the box, crop the centre; pad: contain, then pad to the box with imgmod.background.';
+COMMENT ON COLUMN imgmod.presets.quality IS 'JPEG quality 1-100 of this variant.';
+COMMENT ON COLUMN imgmod.presets.allow_upscale IS 'When false (default) an image smaller than the box is never enlarged.';
+COMMENT ON COLUMN imgmod.presets.created_at IS 'When the preset was added.';
+
+INSERT INTO imgmod.presets (name, width, height, fit, quality) VALUES
+    ('large',  1920, NULL, 'contain', 80),
+    ('medium', 1024, NULL, 'contain', 80),
+    ('small',   512, NULL, 'contain', 80),
+    ('thumb',   256,  256, 'cover',   80);
+
+-- ------------------------------------------------------------------- images
+
+CREATE TABLE imgmod.images (
+    id               bigserial PRIMARY KEY,
+    status           text NOT NULL DEFAULT 'received'
+                     CHECK (status IN ('received', 'processing', 'ready', 'failed', 'dead')),
+    current_version  integer,
+    original_name    text,
+    claimed_type     text,
+    detected_format  text NOT NULL,
+    type_mismatch    boolean NOT NULL DEFAULT false,
+    source_width     integer NOT NULL,
+    source_height    integer NOT NULL,
+    source_bytes     bigint NOT NULL,
+    sha256           text NOT NULL,
+    width            integer NOT NULL,
+    height           integer NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    ready_at         timestamptz,
+    last_error       text
+);
+CREATE INDEX images_sha256_idx ON imgmod.images (sha256);
+COMMENT ON TABLE imgmod.images IS 'One row per uploaded image. status: received (queued), processing, ready, failed (a retry is scheduled) or dead (retries exhausted; see last_error and imgmod.retry()).';
+COMMENT ON COLUMN imgmod.images.id IS 'Image id returned by imgmod.upload().';
+COMMENT ON COLUMN imgmod.images.status IS 'received, processing, ready, failed (will retry) or dead (gave up).';
+COMMENT ON COLUMN imgmod.images.current_version IS 'The version served by imgmod.fetch() without a version; NULL until the first version is ready.';
+COMMENT ON COLUMN imgmod.images.original_name IS 'File name the caller claimed; kept only to detect mismatches.';
+COMMENT ON COLUMN imgmod.images.claimed_type IS 'Content type the caller claimed; kept only to detect mismatches.';
+COMMENT ON COLUMN imgmod.images.detected_format IS 'Format decided by the magic number: jpeg, png, gif, webp, heif, avif, tiff or bmp.';
+COMMENT ON COLUMN imgmod.images.type_mismatch IS 'True when the claimed name or type disagreed with the bytes (accepted under imgmod.mismatch_policy = warn).';
+COMMENT ON COLUMN imgmod.images.source_width IS 'Width of the uploaded image as stored, before orientation.';
+COMMENT ON COLUMN imgmod.images.source_height IS 'Height of the uploaded image as stored, before orientation.';
+COMMENT ON COLUMN imgmod.images.source_bytes IS 'Size of the uploaded bytes.';
+COMMENT ON COLUMN imgmod.images.sha256 IS 'SHA-256 (hex) of the uploaded bytes.';
+COMMENT ON COLUMN imgmod.images.width IS 'Upright width of the normalised master.';
+COMMENT ON COLUMN imgmod.images.height IS 'Upright height of the normalised master.';
+COMMENT ON COLUMN imgmod.images.created_at IS 'Upload time.';
+COMMENT ON COLUMN imgmod.images.updated_at IS 'Last status change.';
+COMMENT ON COLUMN imgmod.images.ready_at IS 'When the current version became ready.';
+COMMENT ON COLUMN imgmod.images.last_error IS 'The most recent render error, if any.';
+
+CREATE TABLE imgmod.image_versions (
+    image_id        bigint NOT NULL REFERENCES imgmod.images (id) ON DELETE CASCADE,
+    version         integer NOT NULL CHECK (version >= 1),
+    status          text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'ready', 'failed')),
+    width           integer NOT NULL,
+    height          integer NOT NULL,
+    master_method   text NOT NULL CHECK (master_method IN ('lossless', 'reencoded')),
+    staged          bytea,
+    staged_bytes    integer NOT NULL,
+    hires_key       text,
+    hires_bytes     integer,
+    master_key      text,
+    master_bytes    integer,
+    origin          text NOT NULL DEFAULT 'upload',
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    stored_at       timestamptz,
+    PRIMARY KEY (image_id, version)
+);
+ALTER TABLE imgmod.image_versions ALTER COLUMN staged SET STORAGE EXTERNAL;
+COMMENT ON TABLE imgmod.image_versions IS 'One row per version of an image. The normalised full-resolution JPEG is staged here by upload() until a worker has stored it; then staged is cleared.';
+COMMENT ON COLUMN imgmod.image_versions.image_id IS 'The image.';
+COMMENT ON COLUMN imgmod.image_versions.version IS 'Version number, 1 for the upload.';
+COMMENT ON COLUMN imgmod.image_versions.status IS 'pending until every object is stored and every variant row written; then ready.';
+COMMENT ON COLUMN imgmod.image_versions.width IS 'Upright width of this version.';
+COMMENT ON COLUMN imgmod.image_versions.height IS 'Upright height of this version.';
+COMMENT ON COLUMN imgmod.image_versions.master_method IS 'lossless: JPEG coefficients kept, metadata dropped; reencoded: decoded, normalised and encoded again.';
+COMMENT ON COLUMN imgmod.image_versions.staged IS 'The normalised full-resolution JPEG, until stored (then NULL).';
+COMMENT ON COLUMN imgmod.image_versions.staged_bytes IS 'Size of the normalised full-resolution JPEG.';
+COMMENT ON COLUMN imgmod.image_versions.hires_key IS 'Object key of the full-resolution master in the hi-res store.';
+COMMENT ON COLUMN imgmod.image_versions.hires_bytes IS 'Size of the full-resolution master.';
+COMMENT ON COLUMN imgmod.image_versions.master_key IS 'Object key of the compressed master (serving and later derivation) in the main store.';
+COMMENT ON COLUMN imgmod.image_versions.master_bytes IS 'Size of the compressed master.';
+COMMENT ON COLUMN imgmod.image_versions.origin IS 'What produced this version: upload.';
+COMMENT ON COLUMN imgmod.image_versions.created_at IS 'When the version was registered.';
+COMMENT ON COLUMN imgmod.image_versions.stored_at IS 'When its objects were stored.';
+
+CREATE TABLE imgmod.variants (
+    image_id    bigint NOT NULL,
+    version     integer NOT NULL,
+    preset      text NOT NULL,
+    width       integer NOT NULL,
+    height      integer NOT NULL,
+    bytes       integer NOT NULL,
+    object_key  text NOT NULL CHECK (object_key ~ '^[a-z0-9/._-]+$'),
+    etag        text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (image_id, version, preset),
+    FOREIGN KEY (image_id, version) REFERENCES imgmod.image_versions (image_id, version) ON DELETE CASCADE
+);
+COMMENT ON TABLE imgmod.variants IS 'The rendered variants, one row per (image, version, preset): what the CDN origin reads. Rows of a version appear together, when the version becomes ready.';
+COMMENT ON COLUMN imgmod.variants.image_id IS 'The image.';
+COMMENT ON COLUMN imgmod.variants.version IS 'The image version this variant was rendered from.';
+COMMENT ON COLUMN imgmod.variants.preset IS 'The preset (imgmod.presets.name) at render time.';
+COMMENT ON COLUMN imgmod.variants.width IS 'Width of the variant in pixels.';
+COMMENT ON COLUMN imgmod.variants.height IS 'Height of the variant in pixels.';
+COMMENT ON COLUMN imgmod.variants.bytes IS 'Size of the variant JPEG.';
+COMMENT ON COLUMN imgmod.variants.object_key IS 'Object key in the main store (characters [a-z0-9/._-] only).';
+COMMENT ON COLUMN imgmod.variants.etag IS 'Strong entity tag of the bytes (quoted MD5 hex, as S3 reports for a single PUT).';
+COMMENT ON COLUMN imgmod.variants.created_at IS 'When the variant was stored.';
+
+-- ---------------------------------------------------------------- work queue
+
+CREATE TABLE imgmod.jobs (
+    id               bigserial PRIMARY KEY,
+    image_id         bigint NOT NULL,
+    version          integer NOT NULL,
+    kind             text NOT NULL DEFAULT 'render' CHECK (kind IN ('render')),
+    state            text NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'running', 'done', 'dead')),
+    attempts         integer NOT NULL DEFAULT 0,
+    next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+    claimed_by       integer,
+    claimed_at       timestamptz,
+    last_error       text,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    finished_at      timestamptz,
+    FOREIGN KEY (image_id, version) REFERENCES imgmod.image_versions (image_id, version) ON DELETE CASCADE
+);
+CREATE INDEX jobs_runnable_idx ON imgmod.jobs (next_attempt_at, id) WHERE state = 'queued';
+CREATE INDEX jobs_image_idx ON imgmod.jobs (image_id);
+COMMENT ON TABLE imgmod.jobs IS 'Work queue of the background workers. A job is claimed with FOR UPDATE SKIP LOCKED; a failed attempt is retried with jittered exponential backoff (imgmod.retry_base_delay) until imgmod.max_attempts, then it is dead.';
+COMMENT ON COLUMN imgmod.jobs.id IS 'Job id.';
+COMMENT ON COLUMN imgmod.jobs.image_id IS 'The image to render.';
+COMMENT ON COLUMN imgmod.jobs.version IS 'The version to render.';
+COMMENT ON COLUMN imgmod.jobs.kind IS 'render: store the masters and render every preset.';
+COMMENT ON COLUMN imgmod.jobs.state IS 'queued (waiting for next_attempt_at), running, done or dead.';
+COMMENT ON COLUMN imgmod.jobs.attempts IS 'Attempts started so far.';
+COMMENT ON COLUMN imgmod.jobs.next_attempt_at IS 'Earliest time a worker may take the job.';
+COMMENT ON COLUMN imgmod.jobs.claimed_by IS 'PID of the worker running it; a job whose worker is gone is reclaimed.';
+COMMENT ON COLUMN imgmod.jobs.claimed_at IS 'When the running attempt started.';
+COMMENT ON COLUMN imgmod.jobs.last_error IS 'Error of the last failed attempt.';
+COMMENT ON COLUMN imgmod.jobs.created_at IS 'When the job was queued.';
+COMMENT ON COLUMN imgmod.jobs.finished_at IS 'When it finished (done or dead).';
+
+-- ------------------------------------------------------------ status events
+
+CREATE TABLE imgmod.events (
+    id            bigserial PRIMARY KEY,
+    image_id      bigint NOT NULL,
+    version       integer,
+    status        text NOT NULL,
+    stage         text,
+    attempt       integer,
+    error         text,
+    payload       jsonb NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    published_at  timestamptz
+);
+CREATE INDEX events_image_idx ON imgmod.events (image_id, id);
+CREATE INDEX events_unpublished_idx ON imgmod.events (id) WHERE published_at IS NULL;
+COMMENT ON TABLE imgmod.events IS 'Transactional outbox of status changes. Each row is written in the same transaction as the change and sent as JSON on NOTIFY imgmod_status when that transaction commits.';
+COMMENT ON COLUMN imgmod.events.id IS 'Event id; consumers de-duplicate on it.';
+COMMENT ON COLUMN imgmod.events.image_id IS 'The image.';
+COMMENT ON COLUMN imgmod.events.version IS 'The image version concerned.';
+COMMENT ON COLUMN imgmod.events.status IS 'received, ready, failed, retried or dead.';
+COMMENT ON COLUMN imgmod.events.stage IS 'Pipeline stage: upload, render, store.';
+COMMENT ON COLUMN imgmod.events.attempt IS 'Attempt number of the job, when one is concerned.';
+COMMENT ON COLUMN imgmod.events.error IS 'Error message for failed and dead.';
+COMMENT ON COLUMN imgmod.events.payload IS 'The JSON document sent to subscribers.';
+COMMENT ON COLUMN imgmod.events.created_at IS 'When the change happened.';
+COMMENT ON COLUMN imgmod.events.published_at IS 'When an external publisher acknowledged it; NULL while pending.';
+
+CREATE FUNCTION imgmod._emit(p_image bigint, p_version integer, p_status text,
+                             p_stage text, p_attempt integer, p_error text,
+                             p_variants jsonb DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql AS
+$$
+DECLARE
+    v_id bigint := nextval(pg_get_serial_sequence('imgmod.events', 'id'));
+    v_payload jsonb;
+BEGIN
+    v_payload := jsonb_strip_nulls(jsonb_build_object(
+        'event_id', v_id, 'image_id', p_image, 'version', p_version,
+        'status', p_status, 'stage', p_stage, 'attempt', p_attempt,
+        'error', p_error, 'variants', p_variants,
+        'at', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')));
+    INSERT INTO imgmod.events (id, image_id, version, status, stage, attempt, error, payload)
+    VALUES (v_id, p_image, p_version, p_status, p_stage, p_attempt, p_error, v_payload);
+    -- Delivered only if the surrounding transaction commits.
+    PERFORM pg_notify('imgmod_status', v_payload::text);
+    RETURN v_id;
+END
+$$;
+COMMENT ON FUNCTION imgmod._emit(bigint, integer, text, text, integer, text, jsonb) IS
+  'Internal: records a status event in the outbox and queues its NOTIFY imgmod_status, both in the caller''s transaction.';
+
+-- ---------------------------------------------------------------- rejections
+
+CREATE TABLE imgmod.rejections (
+    id                bigserial PRIMARY KEY,
+    outcome           text NOT NULL CHECK (outcome IN ('rejected', 'accepted')),
+    reason            text NOT NULL,
+    sqlstate          text NOT NULL,
+    message           text NOT NULL,
+    claimed_name      text,
+    claimed_type      text,
+    detected_format   text,
+    bytes             bigint NOT NULL,
+    sha256            text,
+    role_name         text,
+    application_name  text,
+    client_addr       inet,
+    backend_pid       integer,
+    occurred_at       timestamptz NOT NULL,
+    recorded_at       timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX rejections_occurred_idx ON imgmod.rejections (occurred_at);
+COMMENT ON TABLE imgmod.rejections IS 'Audit of refused or suspicious input (the abnormal-data-access record). Written by a background worker from shared memory, so a row survives the rollback of the upload that caused it.';
+COMMENT ON COLUMN imgmod.rejections.id IS 'Audit row id.';
+COMMENT ON COLUMN imgmod.rejections.outcome IS 'rejected: the upload raised an error; accepted: a type mismatch accepted with a warning (imgmod.mismatch_policy = warn).';
+COMMENT ON COLUMN imgmod.rejections.reason IS 'Stable reason name, e.g. unknown_format, truncated, too_many_pixels (see the README''s SQLSTATE table).';
+COMMENT ON COLUMN imgmod.rejections.sqlstate IS 'SQLSTATE raised for this reason.';
+COMMENT ON COLUMN imgmod.rejections.message IS 'The error message given to the caller.';
+COMMENT ON COLUMN imgmod.rejections.claimed_name IS 'File name the caller claimed.';
+COMMENT ON COLUMN imgmod.rejections.claimed_type IS 'Content type the caller claimed.';
+COMMENT ON COLUMN imgmod.rejections.detected_format IS 'What the magic number says.';
+COMMENT ON COLUMN imgmod.rejections.bytes IS 'Size of the refused input.';
+COMMENT ON COLUMN imgmod.rejections.sha256 IS 'SHA-256 (hex) of the refused input (NULL when it was too large to hash).';
+COMMENT ON COLUMN imgmod.rejections.role_name IS 'Session role of the caller.';
+COMMENT ON COLUMN imgmod.rejections.application_name IS 'application_name of the caller''s session.';
+COMMENT ON COLUMN imgmod.rejections.client_addr IS 'Client address of the caller''s session (NULL for a Unix socket).';
+COMMENT ON COLUMN imgmod.rejections.backend_pid IS 'PID of the caller''s backend.';
+COMMENT ON COLUMN imgmod.rejections.occurred_at IS 'When the input was refused.';
+COMMENT ON COLUMN imgmod.rejections.recorded_at IS 'When the worker wrote this row.';
+
+-- ------------------------------------------------------------------ C entry
+
+CREATE FUNCTION imgmod.upload(data bytea, filename text DEFAULT NULL, content_type text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'imgmod_upload'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION imgmod.upload(bytea, text, text) IS
+  'Validates (magic number, limits, full decode), normalises (orientation, sRGB, no metadata, JPEG) and registers an image in the caller''s transaction; returns its id. Raises a 22I.. SQLSTATE naming the reason on bad input, which is also recorded in imgmod.rejections. Workers render the presets after COMMIT.';
+
+CREATE FUNCTION imgmod.inspect(data bytea)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'imgmod_inspect'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION imgmod.inspect(bytea) IS
+  'Runs the upload checks without storing anything: returns format, width, height, frames, orientation, colour model, ICC, which metadata is present, and the verdict (accept or reject) with its reason and SQLSTATE.';
+
+CREATE FUNCTION imgmod.fetch(image_id bigint, preset text, version integer DEFAULT NULL)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'imgmod_fetch'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION imgmod.fetch(bigint, text, integer) IS
+  'Returns the JPEG bytes of a variant from the object store: the current version unless a version is given. What a CDN origin asks for.';
+
+CREATE FUNCTION imgmod.wake_workers()
+RETURNS integer
+AS 'MODULE_PATHNAME', 'imgmod_wake_workers'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION imgmod.wake_workers() IS
+  'Wakes every imgmod worker when the current transaction commits (never if it aborts); returns how many workers are running. upload() and retry() call it.';
+
+CREATE FUNCTION imgmod.rejection_counters(OUT reason text, OUT sqlstate text, OUT total bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'imgmod_rejection_counters'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION imgmod.rejection_counters() IS
+  'Rejections counted in shared memory since the server started, by reason; counted even when the audit queue overflowed.';
+
+CREATE FUNCTION imgmod.audit_queue(OUT queued integer, OUT capacity integer, OUT dropped bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'imgmod_audit_queue'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION imgmod.audit_queue() IS
+  'State of the shared-memory queue that carries audit rows to imgmod.rejections: entries waiting, capacity, and entries dropped because it was full.';
+
+-- ------------------------------------------------------------------ SQL API
+
+CREATE FUNCTION imgmod.wait(image_id bigint, timeout interval DEFAULT '30 s')
+RETURNS text
+LANGUAGE plpgsql VOLATILE AS
+$$
+DECLARE
+    v_deadline timestamptz := clock_timestamp() + timeout;
+    v_status text;
+    v_xmin xid;
+BEGIN
+    SELECT i.status, i.xmin INTO v_status, v_xmin FROM imgmod.images i WHERE i.id = wait.image_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'imgmod: image % does not exist', wait.image_id
+              USING ERRCODE = 'no_data_found';
+    END IF;
+    IF v_status IN ('ready', 'failed', 'dead') THEN
+        RETURN v_status;
+    END IF;
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'imgmod.wait() needs READ COMMITTED isolation'
+              USING ERRCODE = 'object_not_in_prerequisite_state',
+                    HINT = 'A REPEATABLE READ or SERIALIZABLE snapshot never sees the worker''s progress; call imgmod.wait() in its own transaction.';
+    END IF;
+    IF v_xmin::text = (pg_current_xact_id_if_assigned()::text::numeric % 4294967296)::text THEN
+        RAISE EXCEPTION 'imgmod.wait() cannot wait for image % uploaded in the same transaction', wait.image_id
+              USING ERRCODE = 'object_not_in_prerequisite_state',
+                    HINT = 'Workers start after COMMIT: commit the upload, then wait.';
+    END IF;
+    LOOP
+        SELECT i.status INTO v_status FROM imgmod.images i WHERE i.id = wait.image_id;
+        IF v_status IN ('ready', 'failed', 'dead') OR v_status IS NULL THEN
+            RETURN coalesce(v_status, 'deleted');
+        END IF;
+        IF clock_timestamp() >= v_deadline THEN
+            RETURN v_status;
+        END IF;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION imgmod.wait(bigint, interval) IS
+  'Blocks until the image is ready, failed or dead, or the timeout passes; returns the status then. Must run in READ COMMITTED and after the upload committed.';
+
+CREATE FUNCTION imgmod.retry(image_id bigint)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE AS
+$$
+DECLARE
+    v_count integer;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM imgmod.images i WHERE i.id = retry.image_id) THEN
+        RAISE EXCEPTION 'imgmod: image % does not exist', retry.image_id
+              USING ERRCODE = 'no_data_found';
+    END IF;
+    UPDATE imgmod.jobs j
+       SET state = 'queued', attempts = 0, next_attempt_at = now(),
+           claimed_by = NULL, claimed_at = NULL, finished_at = NULL
+     WHERE j.image_id = retry.image_id
+       AND (j.state = 'dead' OR (j.state = 'queued' AND j.attempts > 0));
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_count > 0 THEN
+        UPDATE imgmod.images i SET status = 'received', updated_at = now()
+         WHERE i.id = retry.image_id AND i.status IN ('failed', 'dead');
+        PERFORM imgmod._emit(retry.image_id, NULL, 'retried', 'render', NULL, NULL);
+        PERFORM imgmod.wake_workers();
+    END IF;
+    RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION imgmod.retry(bigint) IS
+  'Re-queues the image''s failed or dead jobs now, with their attempt count reset; returns how many jobs were re-queued (0 when nothing had failed).';
+
+-- -------------------------------------------------------------------- views
+
+CREATE VIEW imgmod.queue AS
+SELECT j.id AS job_id, j.image_id, j.version, j.kind, j.state, j.attempts,
+       j.next_attempt_at, j.claimed_by, j.claimed_at, j.last_error, j.created_at,
+       now() - j.created_at AS age,
+       CASE
+         WHEN j.state = 'dead' THEN 'gave up after ' || j.attempts || ' attempts: ' || coalesce(j.last_error, '?')
+         WHEN j.state = 'running' AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                                                   WHERE a.pid = j.claimed_by AND a.backend_type = 'imgmod worker')
+           THEN 'its worker is gone; the job will be reclaimed'
+         WHEN j.state = 'running' THEN 'running for ' || (now() - j.claimed_at)
+         WHEN j.attempts > 0 THEN 'retrying at ' || j.next_attempt_at || ' after: ' || coalesce(j.last_error, '?')
+         WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.backend_type = 'imgmod worker')
+           THEN 'no imgmod worker is running: is imgmod in shared_preload_libraries and imgmod.database this database?'
+         ELSE 'waiting for a worker'
+       END AS why
+  FROM imgmod.jobs j
+ WHERE j.state <> 'done';
+COMMENT ON VIEW imgmod.queue IS 'Unfinished work and why it is not finished yet: what is stuck and why.';
+
+CREATE VIEW imgmod.status_counts AS
+SELECT s.status, count(i.id) AS images
+  FROM unnest(ARRAY['received', 'processing', 'ready', 'failed', 'dead']) AS s(status)
+  LEFT JOIN imgmod.images i ON i.status = s.status
+ GROUP BY s.status;
+COMMENT ON VIEW imgmod.status_counts IS 'Number of images in each status.';
+
+CREATE VIEW imgmod.rejection_stats AS
+SELECT * FROM imgmod.rejection_counters();
+COMMENT ON VIEW imgmod.rejection_stats IS 'Rejections by reason since server start, counted in shared memory (visible even when audit rows could not be queued).';

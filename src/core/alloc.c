@@ -1,0 +1,129 @@
+/*
+ * alloc.c — the core's allocator hook and raster/buffer lifetimes.
+ */
+#include "imgcore.h"
+#include "codec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void *
+default_alloc(size_t size, void *ctx)
+{
+	(void) ctx;
+	return malloc(size);
+}
+
+static void *
+default_realloc(void *ptr, size_t size, void *ctx)
+{
+	(void) ctx;
+	return realloc(ptr, size);
+}
+
+static void
+default_free(void *ptr, void *ctx)
+{
+	(void) ctx;
+	free(ptr);
+}
+
+static img_allocator current = {default_alloc, default_realloc, default_free, NULL};
+
+void
+img_set_allocator(const img_allocator *allocator)
+{
+	if (allocator == NULL)
+	{
+		current.alloc = default_alloc;
+		current.realloc = default_realloc;
+		current.free = default_free;
+		current.ctx = NULL;
+	}
+	else
+		current = *allocator;
+}
+
+void *
+img_alloc(size_t size)
+{
+	return current.alloc(size ? size : 1, current.ctx);
+}
+
+void *
+img_realloc(void *ptr, size_t size)
+{
+	return current.realloc(ptr, size ? size : 1, current.ctx);
+}
+
+void
+img_free(void *ptr)
+{
+	if (ptr != NULL)
+		current.free(ptr, current.ctx);
+}
+
+bool
+img_size_mul(size_t a, size_t b, size_t *out)
+{
+	if (a != 0 && b > SIZE_MAX / a)
+		return false;
+	*out = a * b;
+	return true;
+}
+
+img_status
+img_raster_init(img_raster *raster, uint32_t width, uint32_t height,
+				uint32_t channels, img_error *err)
+{
+	size_t		stride;
+	size_t		total;
+
+	memset(raster, 0, sizeof(*raster));
+	if (width == 0 || height == 0 || channels == 0 || channels > 4)
+		return img_fail(err, IMG_ERR_INTERNAL, "invalid raster %ux%ux%u",
+						width, height, channels);
+	if (!img_size_mul(width, channels, &stride) ||
+		!img_size_mul(stride, height, &total))
+		return img_fail(err, IMG_ERR_TOO_MANY_PIXELS,
+						"raster %ux%u does not fit in memory", width, height);
+	raster->pixels = img_alloc(total);
+	if (raster->pixels == NULL)
+		return img_fail(err, IMG_ERR_NO_MEMORY,
+						"out of memory allocating a %ux%u raster", width, height);
+	raster->width = width;
+	raster->height = height;
+	raster->channels = channels;
+	raster->stride = stride;
+	return IMG_OK;
+}
+
+void
+img_raster_free(img_raster *raster)
+{
+	if (raster == NULL)
+		return;
+	img_free(raster->pixels);
+	memset(raster, 0, sizeof(*raster));
+}
+
+void
+img_buffer_free(img_buffer *buffer)
+{
+	if (buffer == NULL)
+		return;
+	img_free(buffer->data);
+	buffer->data = NULL;
+	buffer->len = 0;
+}
+
+void
+img_decoded_free(img_decoded *decoded)
+{
+	if (decoded == NULL)
+		return;
+	img_raster_free(&decoded->raster);
+	img_free(decoded->icc);
+	decoded->icc = NULL;
+	decoded->icc_len = 0;
+}

@@ -1,0 +1,129 @@
+/*
+ * codec.h — what each input format module provides to the core.
+ *
+ * Internal to src/core.  A codec reads one container format: it probes the
+ * header (no pixel decoding, no allocation proportional to the claimed
+ * dimensions) and decodes the first frame to 8-bit samples, handing back any
+ * embedded ICC profile and the orientation the container records.  Colour
+ * management, orientation and alpha flattening happen after, in load.c, the
+ * same way for every format.
+ */
+#ifndef IMGCORE_CODEC_H
+#define IMGCORE_CODEC_H
+
+#include "imgcore.h"
+
+typedef enum img_sample_layout
+{
+	IMG_LAYOUT_RGB = 0,			/* 3 channels */
+	IMG_LAYOUT_RGBA,			/* 4 channels, straight (not premultiplied) alpha */
+	IMG_LAYOUT_CMYK,			/* 4 channels, 0 = no ink */
+} img_sample_layout;
+
+typedef struct img_decoded
+{
+	img_raster	raster;			/* channels follow layout */
+	img_sample_layout layout;
+	uint8_t    *icc;			/* img_alloc'd copy of the embedded profile, or NULL */
+	size_t		icc_len;
+	/*
+	 * EXIF orientation still to be applied, 1..8.  A codec whose library
+	 * already applied the container's transform (HEIF irot/imir) sets 1.
+	 */
+	uint8_t		orientation;
+} img_decoded;
+
+void		img_decoded_free(img_decoded *decoded);
+
+typedef struct img_codec
+{
+	img_format	format;
+
+	/*
+	 * Fill info (format is already set) from the header and check what only
+	 * the codec can check (truncated header, zero dimensions, frame count,
+	 * metadata bounds).  The generic side/pixel/frame limits are checked by
+	 * the caller afterwards, but a codec must not allocate according to
+	 * dimensions it has not yet checked against limits.
+	 */
+	img_status	(*probe) (const uint8_t *data, size_t len, const img_limits *limits,
+						  img_info *info, img_error *err);
+
+	/*
+	 * Decode the first frame.  min_width/min_height are in stored (not
+	 * oriented) orientation; a codec that can shrink on load may return a
+	 * smaller raster but never smaller than these (0 = full size).  Any
+	 * decoder warning (truncation, CRC, inconsistent data) is an error.
+	 * Called only after probe succeeded on the same bytes and limits.
+	 */
+	img_status	(*decode) (const uint8_t *data, size_t len, const img_limits *limits,
+						   const img_info *info, uint32_t min_width,
+						   uint32_t min_height, img_decoded *out, img_error *err);
+} img_codec;
+
+extern const img_codec img_codec_jpeg;
+extern const img_codec img_codec_png;
+extern const img_codec img_codec_gif;
+extern const img_codec img_codec_webp;
+extern const img_codec img_codec_heif;	/* HEIC, HEIF and AVIF */
+extern const img_codec img_codec_tiff;
+extern const img_codec img_codec_bmp;
+
+/* The codec for an accepted format, or NULL. */
+const img_codec *img_codec_for(img_format format);
+
+/* ---- shared helpers (metadata.c, colour.c) ---- */
+
+/*
+ * Parse an EXIF block with libexif, bounded by len.  tiff_header is true when
+ * data starts at the TIFF header ("II*\0" / "MM\0*", as in PNG eXIf and WebP
+ * EXIF chunks) and false when it starts with "Exif\0\0" (JPEG APP1).
+ * Malformed EXIF yields orientation 1.  Sets info->has_exif, has_gps and
+ * orientation.
+ */
+void		img_exif_scan(const uint8_t *data, size_t len, bool tiff_header,
+						  img_info *info);
+
+/* True when data looks like an XMP packet or XMP namespace header. */
+bool		img_is_xmp(const uint8_t *data, size_t len);
+
+/* Copy the profile's description into info->icc_description (best effort). */
+void		img_icc_describe(const uint8_t *icc, size_t len, img_info *info);
+
+/*
+ * Convert decoded samples to 8-bit sRGB in place or into a new raster:
+ * applies the embedded ICC profile with lcms2 (ignoring a profile that does
+ * not parse or does not match the samples), converts CMYK, keeps alpha.
+ * On return decoded->layout is RGB or RGBA and icc is released.
+ */
+img_status	img_colour_to_srgb(img_decoded *decoded, img_error *err);
+
+/* Checked multiplication for buffer sizes; false on overflow. */
+bool		img_size_mul(size_t a, size_t b, size_t *out);
+
+/* Bounded byte readers. */
+static inline uint16_t
+img_be16(const uint8_t *p)
+{
+	return (uint16_t) ((p[0] << 8) | p[1]);
+}
+
+static inline uint32_t
+img_be32(const uint8_t *p)
+{
+	return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16) | ((uint32_t) p[2] << 8) | p[3];
+}
+
+static inline uint16_t
+img_le16(const uint8_t *p)
+{
+	return (uint16_t) (p[0] | (p[1] << 8));
+}
+
+static inline uint32_t
+img_le32(const uint8_t *p)
+{
+	return (uint32_t) p[0] | ((uint32_t) p[1] << 8) | ((uint32_t) p[2] << 16) | ((uint32_t) p[3] << 24);
+}
+
+#endif							/* IMGCORE_CODEC_H */

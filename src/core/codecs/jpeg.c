@@ -1,0 +1,402 @@
+/*
+ * jpeg.c — JPEG probe (hand-walked markers) and decode (libjpeg-turbo).
+ *
+ * The probe walks the marker structure without entropy-decoding anything:
+ * it finds the frame header, counts scans (a "scan bomb" repeats one scan
+ * thousands of times to burn CPU), notes which metadata segments exist and
+ * whether anything follows EOI.  The decoder then runs with every libjpeg
+ * warning promoted to an error, because libjpeg "recovers" from truncation
+ * by padding with grey and imgmod must never store such an image.
+ */
+#include "codec.h"
+
+#include <stdio.h>
+#include <jpeglib.h>
+#include <jerror.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <setjmp.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ probe */
+
+#define M_SOF0	0xC0
+#define M_SOF15 0xCF
+#define M_DHT	0xC4
+#define M_JPG	0xC8
+#define M_DAC	0xCC
+#define M_RST0	0xD0
+#define M_RST7	0xD7
+#define M_SOI	0xD8
+#define M_EOI	0xD9
+#define M_SOS	0xDA
+#define M_APP0	0xE0
+#define M_APP1	0xE1
+#define M_APP2	0xE2
+#define M_APP13 0xED
+#define M_APP14 0xEE
+#define M_COM	0xFE
+
+static bool
+is_sof(uint8_t m)
+{
+	return m >= M_SOF0 && m <= M_SOF15 && m != M_DHT && m != M_JPG && m != M_DAC;
+}
+
+/*
+ * Skip entropy-coded data starting at pos; returns the offset of the next
+ * marker's 0xFF, or len when the data ends first.  Stuffed 0xFF00 and RSTn
+ * belong to the scan.
+ */
+static size_t
+skip_entropy(const uint8_t *data, size_t len, size_t pos)
+{
+	while (pos < len)
+	{
+		const uint8_t *ff = memchr(data + pos, 0xFF, len - pos);
+
+		if (ff == NULL)
+			return len;
+		pos = (size_t) (ff - data);
+		if (pos + 1 >= len)
+			return len;
+		if (data[pos + 1] == 0x00 || (data[pos + 1] >= M_RST0 && data[pos + 1] <= M_RST7) ||
+			data[pos + 1] == 0xFF)
+		{
+			pos += 1;
+			continue;
+		}
+		return pos;
+	}
+	return len;
+}
+
+static img_status
+jpeg_probe(const uint8_t *data, size_t len, const img_limits *limits,
+		   img_info *info, img_error *err)
+{
+	size_t		pos = 2;
+	bool		seen_sof = false;
+	bool		adobe = false;
+	int			adobe_transform = -1;
+	int			components = 0;
+	bool		jfif = false;
+	uint8_t		comp_ids[4] = {0};
+
+	if (len < 4 || data[0] != 0xFF || data[1] != M_SOI)
+		return img_fail(err, IMG_ERR_CORRUPT, "jpeg does not start with an SOI marker");
+
+	info->bit_depth = 8;
+	while (pos < len)
+	{
+		uint8_t		marker;
+		size_t		seglen;
+		const uint8_t *seg;
+
+		if (data[pos] != 0xFF)
+		{
+			/* Garbage between segments: libjpeg would only warn; we refuse. */
+			return img_fail(err, IMG_ERR_CORRUPT,
+							"jpeg is corrupt: expected a marker at byte %zu", pos);
+		}
+		while (pos < len && data[pos] == 0xFF)
+			pos++;			/* fill bytes */
+		if (pos >= len)
+			break;
+		marker = data[pos++];
+
+		if (marker == M_EOI)
+		{
+			if (!seen_sof)
+				return img_fail(err, IMG_ERR_CORRUPT, "jpeg has no frame header (SOF) before EOI");
+			if (info->scans == 0)
+				return img_fail(err, IMG_ERR_CORRUPT, "jpeg has no image data (no SOS) before EOI");
+			if (pos < len)
+				info->has_trailing_data = true;
+			goto finished;
+		}
+		if (marker == M_SOI || (marker >= M_RST0 && marker <= M_RST7) || marker == 0x01)
+			continue;			/* standalone markers */
+
+		if (pos + 2 > len)
+			break;
+		seglen = img_be16(data + pos);
+		if (seglen < 2)
+			return img_fail(err, IMG_ERR_CORRUPT, "jpeg segment 0x%02X has an invalid length", marker);
+		if (pos + seglen > len)
+			break;
+		seg = data + pos + 2;
+		seglen -= 2;
+
+		if (is_sof(marker))
+		{
+			if (seen_sof)
+				return img_fail(err, IMG_ERR_CORRUPT, "jpeg has more than one frame header");
+			if (seglen < 6)
+				return img_fail(err, IMG_ERR_CORRUPT, "jpeg frame header is too short");
+			seen_sof = true;
+			info->bit_depth = seg[0];
+			info->height = img_be16(seg + 1);
+			info->width = img_be16(seg + 3);
+			components = seg[5];
+			for (int c = 0; c < components && c < 4 && 6 + 3 * c < (int) seglen; c++)
+				comp_ids[c] = seg[6 + 3 * c];
+			info->progressive = (marker == 0xC2 || marker == 0xC6 || marker == 0xCA || marker == 0xCE);
+			if (marker == 0xC3 || marker == 0xC7 || marker == 0xCB || marker == 0xCF)
+				return img_fail(err, IMG_ERR_UNSUPPORTED_FORMAT,
+								"lossless jpeg (SOF%d) is not supported; convert it to baseline or PNG", marker - M_SOF0);
+			if (marker == 0xC5 || marker == 0xC6 || marker == 0xC7 ||
+				marker == 0xCD || marker == 0xCE || marker == 0xCF)
+				return img_fail(err, IMG_ERR_UNSUPPORTED_FORMAT,
+								"hierarchical jpeg (SOF%d) is not supported", marker - M_SOF0);
+			if (info->bit_depth != 8)
+				return img_fail(err, IMG_ERR_UNSUPPORTED_FORMAT,
+								"%d-bit jpeg is not supported (8-bit only)", info->bit_depth);
+			if (components != 1 && components != 3 && components != 4)
+				return img_fail(err, IMG_ERR_CORRUPT, "jpeg has %d colour components", components);
+			/* Limits now, before walking a possibly huge remainder. */
+			if (info->width > limits->max_side || info->height > limits->max_side ||
+				(uint64_t) info->width * info->height > limits->max_pixels)
+				return IMG_OK;	/* img_probe reports the limit */
+		}
+		else if (marker == M_SOS)
+		{
+			if (!seen_sof)
+				return img_fail(err, IMG_ERR_CORRUPT, "jpeg scan (SOS) before the frame header");
+			info->scans++;
+			if (info->scans > limits->max_scans)
+				return img_fail(err, IMG_ERR_TOO_MANY_SCANS,
+								"jpeg has more than %u scans (imgmod.max_scans); a progressive file needs about 10",
+								limits->max_scans);
+			pos = skip_entropy(data, len, pos + 2 + seglen);
+			continue;
+		}
+		else if (marker == M_APP0 && seglen >= 5 && memcmp(seg, "JFIF\0", 5) == 0)
+			jfif = true;
+		else if (marker == M_APP1 && seglen >= 6 && memcmp(seg, "Exif\0\0", 6) == 0)
+			img_exif_scan(seg, seglen, false, info);
+		else if (marker == M_APP1 && img_is_xmp(seg, seglen < 64 ? seglen : 64))
+			info->has_xmp = true;
+		else if (marker == M_APP2 && seglen >= 14 && memcmp(seg, "ICC_PROFILE\0", 12) == 0)
+		{
+			info->has_icc = true;
+			info->icc_bytes += seglen - 14;
+			/* A one-chunk profile can be named now; normalise uses the name. */
+			if (seg[12] == 1 && seg[13] == 1)
+				img_icc_describe(seg + 14, seglen - 14, info);
+		}
+		else if (marker == M_APP13 && seglen >= 14 && memcmp(seg, "Photoshop 3.0\0", 14) == 0)
+			info->has_iptc = true;
+		else if (marker == M_APP14 && seglen >= 12 && memcmp(seg, "Adobe", 5) == 0)
+		{
+			adobe = true;
+			adobe_transform = seg[11];
+		}
+		else if (marker == M_COM)
+			info->has_comment = true;
+
+		pos += 2 + seglen;
+	}
+
+	/* Ran out of data before EOI. */
+	if (!seen_sof)
+		return img_fail(err, IMG_ERR_CORRUPT, "jpeg has no frame header (SOF): the data after the JPEG signature is not a JPEG");
+	if (info->scans == 0)
+		return img_fail(err, IMG_ERR_TRUNCATED, "jpeg is truncated: it ends before any image data (SOS)");
+	return img_fail(err, IMG_ERR_TRUNCATED, "jpeg is truncated: it ends before the EOI marker");
+
+finished:
+	if (components == 1)
+		info->colour = IMG_COLOUR_GRAY;
+	else if (components == 3)
+		info->colour = (adobe && adobe_transform == 0) ||
+			(!jfif && !adobe && comp_ids[0] == 'R' && comp_ids[1] == 'G' && comp_ids[2] == 'B')
+			? IMG_COLOUR_RGB : IMG_COLOUR_YCBCR;
+	else
+		info->colour = (adobe && adobe_transform == 2) ? IMG_COLOUR_YCCK : IMG_COLOUR_CMYK;
+	if (info->icc_bytes > limits->max_metadata_bytes)
+		return img_fail(err, IMG_ERR_METADATA_TOO_LARGE,
+						"jpeg ICC profile is %zu bytes, over the limit of %zu",
+						info->icc_bytes, limits->max_metadata_bytes);
+	return IMG_OK;
+}
+
+/* ----------------------------------------------------------------- decode */
+
+typedef struct strict_error_mgr
+{
+	struct jpeg_error_mgr pub;
+	jmp_buf		jump;
+	char		message[JMSG_LENGTH_MAX];
+	bool		truncated;
+} strict_error_mgr;
+
+static void
+strict_error_exit(j_common_ptr cinfo)
+{
+	strict_error_mgr *mgr = (strict_error_mgr *) cinfo->err;
+
+	(*cinfo->err->format_message) (cinfo, mgr->message);
+	longjmp(mgr->jump, 1);
+}
+
+/* Warnings are errors, except the few that describe harmless oddities. */
+static void
+strict_emit_message(j_common_ptr cinfo, int level)
+{
+	strict_error_mgr *mgr = (strict_error_mgr *) cinfo->err;
+	int			code = cinfo->err->msg_code;
+
+	if (level >= 0)
+		return;					/* trace messages */
+	if (code == JWRN_JFIF_MAJOR || code == JWRN_ADOBE_XFORM || code == JWRN_BOGUS_ICC)
+		return;
+	if (code == JWRN_JPEG_EOF)
+		mgr->truncated = true;
+	(*cinfo->err->format_message) (cinfo, mgr->message);
+	longjmp(mgr->jump, 1);
+}
+
+static void
+silent_output(j_common_ptr cinfo)
+{
+	(void) cinfo;
+}
+
+/* Smallest DCT scale M/8 that keeps both sides at or above the minimum. */
+static unsigned
+choose_scale(uint32_t width, uint32_t height, uint32_t min_w, uint32_t min_h)
+{
+	static const unsigned candidates[] = {1, 2, 4, 8};	/* SIMD-accelerated IDCT sizes */
+
+	if (min_w == 0 && min_h == 0)
+		return 8;
+	for (size_t i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++)
+	{
+		unsigned	m = candidates[i];
+		uint64_t	w = ((uint64_t) width * m + 7) / 8;
+		uint64_t	h = ((uint64_t) height * m + 7) / 8;
+
+		if (w >= min_w && h >= min_h)
+			return m;
+	}
+	return 8;
+}
+
+/* Kept out of jpeg_decode so no local of the setjmp frame changes here. */
+static void
+copy_icc_profile(j_decompress_ptr cinfo, const img_limits *limits, img_decoded *out)
+{
+	JOCTET	   *icc = NULL;
+	unsigned int icc_len = 0;
+
+	if (!jpeg_read_icc_profile(cinfo, &icc, &icc_len) || icc == NULL)
+		return;
+	if (icc_len <= limits->max_metadata_bytes)
+	{
+		out->icc = img_alloc(icc_len);
+		if (out->icc)
+		{
+			memcpy(out->icc, icc, icc_len);
+			out->icc_len = icc_len;
+		}
+	}
+	free(icc);
+}
+
+static img_status
+jpeg_decode(const uint8_t *data, size_t len, const img_limits *limits,
+			const img_info *info, uint32_t min_width, uint32_t min_height,
+			img_decoded *out, img_error *err)
+{
+	struct jpeg_decompress_struct cinfo;
+	strict_error_mgr jerr;
+	volatile img_status st = IMG_OK;
+	bool		cmyk;
+
+	memset(out, 0, sizeof(*out));
+	memset(&jerr, 0, sizeof(jerr));
+	out->orientation = info->orientation;
+	if (len > ULONG_MAX)
+		return img_fail(err, IMG_ERR_TOO_MANY_BYTES, "jpeg too large");
+
+	cinfo.err = jpeg_std_error(&jerr.pub);
+	jerr.pub.error_exit = strict_error_exit;
+	jerr.pub.emit_message = strict_emit_message;
+	jerr.pub.output_message = silent_output;
+
+	if (setjmp(jerr.jump))
+	{
+		st = jerr.truncated ? IMG_ERR_TRUNCATED : IMG_ERR_CORRUPT;
+		img_fail(err, st, "jpeg is %s: %s",
+				 jerr.truncated ? "truncated" : "corrupt", jerr.message);
+		jpeg_destroy_decompress(&cinfo);
+		img_decoded_free(out);
+		return st;
+	}
+
+	jpeg_create_decompress(&cinfo);
+	/* Bound libjpeg's own allocations (coefficient buffers of progressive files). */
+	cinfo.mem->max_memory_to_use = 2048L * 1024 * 1024;
+	jpeg_mem_src(&cinfo, data, (unsigned long) len);
+	if (info->has_icc)
+		jpeg_save_markers(&cinfo, JPEG_APP0 + 2, 0xFFFF);
+	jpeg_read_header(&cinfo, TRUE);
+
+	if (cinfo.image_width != info->width || cinfo.image_height != info->height)
+		longjmp(jerr.jump, 1);
+
+	cmyk = cinfo.num_components == 4;
+	cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_EXT_RGB;
+	cinfo.scale_num = choose_scale(cinfo.image_width, cinfo.image_height, min_width, min_height);
+	cinfo.scale_denom = 8;
+
+	if (info->has_icc)
+		copy_icc_profile(&cinfo, limits, out);
+
+	jpeg_start_decompress(&cinfo);
+	if (img_raster_init(&out->raster, cinfo.output_width, cinfo.output_height,
+						(uint32_t) cinfo.output_components, err) != IMG_OK)
+	{
+		st = err ? err->status : IMG_ERR_NO_MEMORY;
+		jpeg_destroy_decompress(&cinfo);
+		img_decoded_free(out);
+		return st;
+	}
+	out->layout = cmyk ? IMG_LAYOUT_CMYK : IMG_LAYOUT_RGB;
+
+	while (cinfo.output_scanline < cinfo.output_height)
+	{
+		JSAMPROW	rows[8];
+		int			n = 0;
+
+		for (; n < 8 && cinfo.output_scanline + n < cinfo.output_height; n++)
+			rows[n] = out->raster.pixels + (size_t) (cinfo.output_scanline + n) * out->raster.stride;
+		jpeg_read_scanlines(&cinfo, rows, (JDIMENSION) n);
+	}
+	jpeg_finish_decompress(&cinfo);
+
+	/*
+	 * CMYK JPEGs are written inverted (Adobe's convention, followed by every
+	 * common writer with or without the APP14 marker); our CMYK layout is
+	 * "0 = no ink", so turn it round once here.
+	 */
+	if (cmyk)
+	{
+		for (uint32_t y = 0; y < out->raster.height; y++)
+		{
+			uint8_t    *p = out->raster.pixels + (size_t) y * out->raster.stride;
+
+			for (size_t i = 0; i < (size_t) out->raster.width * 4; i++)
+				p[i] = (uint8_t) (255 - p[i]);
+		}
+	}
+	jpeg_destroy_decompress(&cinfo);
+	return st;
+}
+
+const img_codec img_codec_jpeg = {
+	.format = IMG_FORMAT_JPEG,
+	.probe = jpeg_probe,
+	.decode = jpeg_decode,
+};

@@ -1,0 +1,162 @@
+/*
+ * normalise.c — the upload path: one full-resolution, upright, sRGB,
+ * metadata-free JPEG master per image version.
+ *
+ * JPEG input whose colours are already sRGB keeps its DCT coefficients:
+ * TurboJPEG's lossless transform drops every marker and applies the EXIF
+ * orientation when the image's size is a whole number of MCUs, at roughly
+ * the cost of `jpegtran -copy none` and with no generation loss.  Everything
+ * else (other formats, CMYK, wide-gamut profiles, orientations that would
+ * need edge trimming) is decoded, normalised and encoded at high quality.
+ * The lossless route also re-codes progressive input as baseline, which the
+ * workers decode several times faster.
+ */
+#include "codec.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <turbojpeg.h>
+
+void
+img_normalised_free(img_normalised *normalised)
+{
+	if (normalised == NULL)
+		return;
+	img_buffer_free(&normalised->master);
+}
+
+static bool
+needs_colour_change(const img_info *info)
+{
+	if (info->colour != IMG_COLOUR_YCBCR && info->colour != IMG_COLOUR_GRAY)
+		return true;
+	if (!info->has_icc)
+		return false;
+	/* An sRGB profile may be dropped: untagged JPEG means sRGB. */
+	return strstr(info->icc_description, "sRGB") == NULL;
+}
+
+static int
+orientation_op(int orientation)
+{
+	switch (orientation)
+	{
+		case 2:
+			return TJXOP_HFLIP;
+		case 3:
+			return TJXOP_ROT180;
+		case 4:
+			return TJXOP_VFLIP;
+		case 5:
+			return TJXOP_TRANSPOSE;
+		case 6:
+			return TJXOP_ROT90;
+		case 7:
+			return TJXOP_TRANSVERSE;
+		case 8:
+			return TJXOP_ROT270;
+		default:
+			return TJXOP_NONE;
+	}
+}
+
+/*
+ * Returns IMG_OK with the master filled, or an error status.  *retry is set
+ * when the transform could not be lossless for geometric reasons, so the
+ * caller re-encodes instead.
+ */
+static img_status
+lossless_master(const uint8_t *data, size_t len, const img_info *info,
+				img_normalised *out, bool *retry, img_error *err)
+{
+	tjhandle	tj;
+	tjtransform xform;
+	unsigned char *dst = NULL;
+	unsigned long dst_len = 0;
+	int			rc;
+
+	*retry = false;
+	tj = tjInitTransform();
+	if (tj == NULL)
+		return img_fail(err, IMG_ERR_NO_MEMORY, "cannot initialise the jpeg transformer");
+
+	memset(&xform, 0, sizeof(xform));
+	xform.op = orientation_op(info->orientation);
+	xform.options = TJXOPT_COPYNONE | (xform.op != TJXOP_NONE ? TJXOPT_PERFECT : 0);
+
+	rc = tjTransform(tj, data, (unsigned long) len, 1, &dst, &dst_len, &xform,
+					 TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS);
+	if (rc != 0)
+	{
+		const char *msg = tjGetErrorStr2(tj);
+
+		if (xform.op != TJXOP_NONE && strstr(msg, "perfect") != NULL)
+			*retry = true;
+		else
+			img_fail(err, strstr(msg, "Premature end") ? IMG_ERR_TRUNCATED : IMG_ERR_CORRUPT,
+					 "jpeg is corrupt: %s", msg);
+		if (dst)
+			tjFree(dst);
+		tjDestroy(tj);
+		return *retry ? IMG_OK : err->status;
+	}
+	tjDestroy(tj);
+
+	out->master.data = img_alloc(dst_len);
+	if (out->master.data == NULL)
+	{
+		tjFree(dst);
+		return img_fail(err, IMG_ERR_NO_MEMORY, "out of memory copying the master");
+	}
+	memcpy(out->master.data, dst, dst_len);
+	out->master.len = dst_len;
+	tjFree(dst);
+	out->method = IMG_MASTER_LOSSLESS;
+	if (info->orientation >= 5)
+	{
+		out->width = info->height;
+		out->height = info->width;
+	}
+	else
+	{
+		out->width = info->width;
+		out->height = info->height;
+	}
+	return IMG_OK;
+}
+
+img_status
+img_normalise(const uint8_t *data, size_t len, const img_limits *limits,
+			  const img_normalise_options *options, img_normalised *out,
+			  img_error *err)
+{
+	img_load_options load;
+	img_raster	raster;
+	img_status	st;
+
+	memset(out, 0, sizeof(*out));
+	st = img_probe(data, len, limits, &out->info, err);
+	if (st != IMG_OK)
+		return st;
+
+	if (out->info.format == IMG_FORMAT_JPEG && !needs_colour_change(&out->info))
+	{
+		bool		retry;
+
+		st = lossless_master(data, len, &out->info, out, &retry, err);
+		if (st != IMG_OK || !retry)
+			return st;
+	}
+
+	img_load_options_default(&load);
+	memcpy(load.background, options->background, 3);
+	st = img_load(data, len, limits, &load, &raster, NULL, err);
+	if (st != IMG_OK)
+		return st;
+	st = img_encode_jpeg(&raster, options->master_quality, &out->master, err);
+	out->width = raster.width;
+	out->height = raster.height;
+	out->method = IMG_MASTER_REENCODED;
+	img_raster_free(&raster);
+	return st;
+}

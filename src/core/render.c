@@ -1,0 +1,186 @@
+/*
+ * render.c — one decode feeds every variant.
+ *
+ * The source is decoded once, shrunk on load (JPEG DCT scaling) to no less
+ * than twice what the largest variant needs, so the Lanczos pass still has
+ * real detail to filter.  Variants are then produced largest first; each is
+ * resampled from the smallest image already at hand that is at least as
+ * large as it needs (the decoded source or a larger variant), which keeps
+ * the filter's work proportional to the output instead of the source.
+ */
+#include "codec.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct planned_variant
+{
+	size_t		index;			/* position in specs/results */
+	img_placement placement;
+	uint32_t	scaled_w;		/* size of the scaled image before pad/crop */
+	uint32_t	scaled_h;
+} planned_variant;
+
+static int
+compare_largest_first(const void *a, const void *b)
+{
+	const planned_variant *pa = a;
+	const planned_variant *pb = b;
+	uint64_t	sa = (uint64_t) pa->scaled_w * pa->scaled_h;
+	uint64_t	sb = (uint64_t) pb->scaled_w * pb->scaled_h;
+
+	if (sa != sb)
+		return sa < sb ? 1 : -1;
+	return pa->index < pb->index ? -1 : (pa->index > pb->index);
+}
+
+void
+img_variant_results_free(img_variant_result *results, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		img_buffer_free(&results[i].jpeg);
+}
+
+/*
+ * Size of the whole source image once scaled for this placement: what an
+ * intermediate must be at least as large as to serve the variant.
+ */
+static void
+scaled_source_size(uint32_t src_w, uint32_t src_h, const img_placement *p,
+				   uint32_t *w, uint32_t *h)
+{
+	double		sx = p->src_w > 0 ? (double) p->dst_w / p->src_w : 1.0;
+	double		sy = p->src_h > 0 ? (double) p->dst_h / p->src_h : 1.0;
+
+	*w = (uint32_t) ceil(src_w * sx);
+	*h = (uint32_t) ceil(src_h * sy);
+	if (*w == 0)
+		*w = 1;
+	if (*h == 0)
+		*h = 1;
+}
+
+img_status
+img_render_variants(const uint8_t *data, size_t len, const img_limits *limits,
+					const img_variant_spec *specs, size_t n,
+					const uint8_t background[3], img_variant_result *results,
+					img_error *err)
+{
+	img_info	info;
+	img_load_options load;
+	img_raster	source;
+	planned_variant *plan = NULL;
+	img_raster *scaled = NULL;	/* full-frame scaled source per planned variant */
+	img_status	st;
+	uint32_t	up_w;
+	uint32_t	up_h;
+	uint32_t	need_w = 0;
+	uint32_t	need_h = 0;
+
+	memset(results, 0, sizeof(*results) * n);
+	if (n == 0)
+		return IMG_OK;
+
+	st = img_probe(data, len, limits, &info, err);
+	if (st != IMG_OK)
+		return st;
+	up_w = info.orientation >= 5 ? info.height : info.width;
+	up_h = info.orientation >= 5 ? info.width : info.height;
+
+	plan = calloc(n, sizeof(*plan));
+	scaled = calloc(n, sizeof(*scaled));
+	if (plan == NULL || scaled == NULL)
+	{
+		st = img_fail(err, IMG_ERR_NO_MEMORY, "out of memory planning variants");
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++)
+	{
+		plan[i].index = i;
+		img_geometry_place(up_w, up_h, &specs[i].geometry, &plan[i].placement);
+		scaled_source_size(up_w, up_h, &plan[i].placement, &plan[i].scaled_w, &plan[i].scaled_h);
+		if (plan[i].scaled_w > need_w)
+			need_w = plan[i].scaled_w;
+		if (plan[i].scaled_h > need_h)
+			need_h = plan[i].scaled_h;
+	}
+	qsort(plan, n, sizeof(*plan), compare_largest_first);
+
+	/* Decode once, keeping at least 2x the largest need for the filter. */
+	img_load_options_default(&load);
+	memcpy(load.background, background, 3);
+	load.min_width = need_w >= up_w / 2 ? 0 : need_w * 2;
+	load.min_height = need_h >= up_h / 2 ? 0 : need_h * 2;
+	if (load.min_width == 0 || load.min_height == 0)
+		load.min_width = load.min_height = 0;
+	st = img_load(data, len, limits, &load, &source, NULL, err);
+	if (st != IMG_OK)
+		goto done;
+
+	for (size_t k = 0; k < n; k++)
+	{
+		planned_variant *pv = &plan[k];
+		img_variant_result *res = &results[pv->index];
+		const img_raster *from = &source;
+		img_placement local;
+		img_raster	out;
+		double		fx;
+		double		fy;
+
+		/* Smallest earlier scaled image that is still at least this large. */
+		for (size_t j = 0; j < k; j++)
+		{
+			if (scaled[j].pixels != NULL &&
+				scaled[j].width >= pv->scaled_w && scaled[j].height >= pv->scaled_h &&
+				(uint64_t) scaled[j].width * scaled[j].height <
+				(uint64_t) from->width * from->height)
+				from = &scaled[j];
+		}
+
+		/* Express the placement's crop in the chosen intermediate's pixels. */
+		local = pv->placement;
+		fx = (double) from->width / up_w;
+		fy = (double) from->height / up_h;
+		local.src_x *= fx;
+		local.src_w *= fx;
+		local.src_y *= fy;
+		local.src_h *= fy;
+
+		res->status = img_render_geometry(from, &local, background, &out, err);
+		if (res->status != IMG_OK)
+		{
+			st = res->status;
+			goto done;
+		}
+		res->width = out.width;
+		res->height = out.height;
+		res->status = img_encode_jpeg(&out, specs[pv->index].quality, &res->jpeg, err);
+
+		/*
+		 * Keep this variant as an intermediate only when it is the whole
+		 * frame (no crop, no padding): then it can serve smaller variants.
+		 */
+		if (res->status == IMG_OK && out.width == pv->scaled_w && out.height == pv->scaled_h &&
+			local.dst_x == 0 && local.dst_y == 0)
+			scaled[k] = out;
+		else
+			img_raster_free(&out);
+		if (res->status != IMG_OK)
+		{
+			st = res->status;
+			goto done;
+		}
+	}
+
+done:
+	if (scaled)
+		for (size_t k = 0; k < n; k++)
+			img_raster_free(&scaled[k]);
+	free(scaled);
+	free(plan);
+	img_raster_free(&source);
+	if (st != IMG_OK)
+		img_variant_results_free(results, n);
+	return st;
+}

@@ -1,0 +1,121 @@
+/*
+ * imgmod.h — declarations shared by the extension's backend functions and
+ * its background workers.
+ */
+#ifndef IMGMOD_H
+#define IMGMOD_H
+
+#include "postgres.h"
+
+#include "imgcore.h"
+
+/* ------------------------------------------------------------- settings */
+
+extern char *imgmod_database;
+extern int	imgmod_worker_count;
+extern int	imgmod_max_bytes_kb;
+extern double imgmod_max_megapixels;
+extern int	imgmod_max_side;
+extern int	imgmod_max_frames;
+extern int	imgmod_max_scans;
+extern int	imgmod_max_metadata_kb;
+extern int	imgmod_master_quality;
+extern int	imgmod_compressed_master_quality;
+extern int	imgmod_compressed_master_max_side;
+extern int	imgmod_mismatch_policy;
+extern char *imgmod_background;
+extern char *imgmod_storage_dir;
+extern char *imgmod_hires_storage_dir;
+extern int	imgmod_max_attempts;
+extern int	imgmod_retry_base_delay_ms;
+extern int	imgmod_poll_interval_ms;
+
+typedef enum imgmod_mismatch
+{
+	IMGMOD_MISMATCH_WARN = 0,
+	IMGMOD_MISMATCH_REJECT,
+} imgmod_mismatch;
+
+void		imgmod_define_settings(void);
+void		imgmod_current_limits(img_limits *limits);
+void		imgmod_background_rgb(uint8_t rgb[3]);
+
+/* Route the image core's allocations into the current memory context. */
+void		imgmod_install_core_allocator(void);
+
+/* --------------------------------------------------------- shared state */
+
+#define IMGMOD_MAX_WORKERS 32
+
+void		imgmod_request_shmem(void);
+void		imgmod_shmem_startup(void);
+/* A worker announces itself so committing uploads can wake it. */
+void		imgmod_worker_attach(int slot);
+void		imgmod_worker_detach(int slot);
+/* Set every attached worker's latch; returns how many. */
+int			imgmod_wake_all_workers(void);
+/* Workers currently attached. */
+int			imgmod_attached_worker_count(void);
+/* Wake workers when the current transaction commits (never on abort). */
+void		imgmod_wake_workers_at_commit(void);
+
+/* ---------------------------------------------------------------- audit */
+
+typedef struct imgmod_audit_input
+{
+	bool		rejected;		/* false: accepted with a warning */
+	img_status	status;
+	const char *message;
+	const char *claimed_name;
+	const char *claimed_type;
+	img_format	detected;
+	int64		bytes;
+	const char *sha256_hex;		/* may be NULL */
+} imgmod_audit_input;
+
+/* Backend side: queue an audit row in shared memory (survives rollback). */
+void		imgmod_audit_record(const imgmod_audit_input *input);
+/* Worker side: move queued rows into imgmod.rejections; returns how many. */
+int			imgmod_audit_flush(void);
+
+/* ---------------------------------------------------------------- errors */
+
+/* SQLSTATE (as a MAKE_SQLSTATE code) for a core status. */
+int			imgmod_sqlstate_for(img_status status);
+/* The five-character SQLSTATE text of a status. */
+const char *imgmod_sqlstate_text(img_status status);
+/* What a user can do about a rejection, for errhint. */
+const char *imgmod_hint_for(img_status status);
+
+/* -------------------------------------------------------------- hashing */
+
+/* Lowercase hex SHA-256 of data into out[65]. */
+void		imgmod_sha256_hex(const uint8_t *data, size_t len, char out[65]);
+/* Lowercase hex MD5 of data into out[33]. */
+void		imgmod_md5_hex(const uint8_t *data, size_t len, char out[33]);
+
+/* --------------------------------------------------------------- storage */
+
+typedef enum imgmod_store
+{
+	IMGMOD_STORE_MAIN = 0,		/* compressed masters and variants */
+	IMGMOD_STORE_HIRES,			/* full-resolution masters */
+} imgmod_store;
+
+/* Object keys contain only [a-z0-9/._-]. */
+void		imgmod_variant_key(char *buf, size_t size, int64 image_id, int version,
+							   const char *preset);
+void		imgmod_master_key(char *buf, size_t size, int64 image_id, int version);
+void		imgmod_hires_key(char *buf, size_t size, int64 image_id, int version);
+
+/*
+ * Write an object atomically (temp file, fsync, rename, fsync directory).
+ * Returns false with errbuf filled on failure; never ereports, so a worker
+ * can record the failure on the job.
+ */
+bool		imgmod_store_put(imgmod_store store, const char *key, const uint8_t *data,
+							 size_t len, char *errbuf, size_t errsize);
+/* Read an object; palloc'd bytea, or NULL with errbuf filled. */
+bytea	   *imgmod_store_get(imgmod_store store, const char *key, char *errbuf, size_t errsize);
+
+#endif							/* IMGMOD_H */

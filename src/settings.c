@@ -1,0 +1,173 @@
+/*
+ * settings.c — imgmod.* configuration parameters.
+ *
+ * Sizing is PGC_POSTMASTER, limits and quality are PGC_SUSET (a superuser
+ * may tighten them for a session, as the tests do), everything a running
+ * worker re-reads is PGC_SIGHUP.
+ */
+#include "imgmod.h"
+
+#include <ctype.h>
+
+#include "utils/guc.h"
+
+char	   *imgmod_database = NULL;
+int			imgmod_worker_count = 2;
+int			imgmod_max_bytes_kb = 50 * 1024;
+double		imgmod_max_megapixels = 100.0;
+int			imgmod_max_side = 20000;
+int			imgmod_max_frames = 1000;
+int			imgmod_max_scans = 100;
+int			imgmod_max_metadata_kb = 8 * 1024;
+int			imgmod_master_quality = 92;
+int			imgmod_compressed_master_quality = 85;
+int			imgmod_compressed_master_max_side = 2560;
+int			imgmod_mismatch_policy = IMGMOD_MISMATCH_WARN;
+char	   *imgmod_background = NULL;
+char	   *imgmod_storage_dir = NULL;
+char	   *imgmod_hires_storage_dir = NULL;
+int			imgmod_max_attempts = 5;
+int			imgmod_retry_base_delay_ms = 1000;
+int			imgmod_poll_interval_ms = 1000;
+
+static const struct config_enum_entry mismatch_options[] = {
+	{"warn", IMGMOD_MISMATCH_WARN, false},
+	{"reject", IMGMOD_MISMATCH_REJECT, false},
+	{NULL, 0, false}
+};
+
+static bool
+parse_hex_colour(const char *s, uint8_t rgb[3])
+{
+	unsigned int v = 0;
+
+	if (s == NULL || s[0] != '#' || strlen(s) != 7)
+		return false;
+	for (int i = 1; i < 7; i++)
+	{
+		if (!isxdigit((unsigned char) s[i]))
+			return false;
+		v = v * 16 + (isdigit((unsigned char) s[i]) ? s[i] - '0' : (tolower((unsigned char) s[i]) - 'a' + 10));
+	}
+	rgb[0] = (v >> 16) & 0xFF;
+	rgb[1] = (v >> 8) & 0xFF;
+	rgb[2] = v & 0xFF;
+	return true;
+}
+
+static bool
+check_background(char **newval, void **extra, GucSource source)
+{
+	uint8_t		rgb[3];
+
+	(void) extra;
+	(void) source;
+	if (!parse_hex_colour(*newval, rgb))
+	{
+		GUC_check_errdetail("imgmod.background must be a colour written as #rrggbb, e.g. #ffffff.");
+		return false;
+	}
+	return true;
+}
+
+void
+imgmod_background_rgb(uint8_t rgb[3])
+{
+	if (!parse_hex_colour(imgmod_background, rgb))
+		rgb[0] = rgb[1] = rgb[2] = 255;
+}
+
+void
+imgmod_current_limits(img_limits *limits)
+{
+	img_limits_default(limits);
+	limits->max_bytes = (size_t) imgmod_max_bytes_kb * 1024;
+	limits->max_pixels = (uint64_t) (imgmod_max_megapixels * 1000000.0);
+	limits->max_side = (uint32_t) imgmod_max_side;
+	limits->max_frames = (uint32_t) imgmod_max_frames;
+	limits->max_scans = (uint32_t) imgmod_max_scans;
+	limits->max_metadata_bytes = (size_t) imgmod_max_metadata_kb * 1024;
+}
+
+void
+imgmod_define_settings(void)
+{
+	DefineCustomStringVariable("imgmod.database",
+							   "Database in which imgmod's workers run (where CREATE EXTENSION imgmod was done).",
+							   NULL, &imgmod_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("imgmod.workers",
+							"Number of render workers started with the server.",
+							NULL, &imgmod_worker_count, 2, 0, IMGMOD_MAX_WORKERS,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("imgmod.max_bytes",
+							"Largest accepted upload.",
+							NULL, &imgmod_max_bytes_kb, 50 * 1024, 1, 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomRealVariable("imgmod.max_megapixels",
+							 "Largest accepted image area in megapixels, checked from the header before decoding.",
+							 NULL, &imgmod_max_megapixels, 100.0, 0.000001, 1000.0,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("imgmod.max_side",
+							"Longest accepted image side in pixels.",
+							NULL, &imgmod_max_side, 20000, 1, 65535,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("imgmod.max_frames",
+							"Most frames accepted in an animation (only the first is kept).",
+							NULL, &imgmod_max_frames, 1000, 1, 100000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("imgmod.max_scans",
+							"Most scans accepted in a progressive JPEG (guards against scan bombs).",
+							NULL, &imgmod_max_scans, 100, 1, 10000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("imgmod.max_metadata",
+							"Largest metadata block (ICC profile, decompressed text) that is read at all.",
+							NULL, &imgmod_max_metadata_kb, 8 * 1024, 1, 256 * 1024,
+							PGC_SUSET, GUC_UNIT_KB, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("imgmod.master_quality",
+							"JPEG quality of a full-resolution master that had to be re-encoded.",
+							NULL, &imgmod_master_quality, 92, 1, 100,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("imgmod.compressed_master_quality",
+							"JPEG quality of the compressed master kept for serving and re-rendering.",
+							NULL, &imgmod_compressed_master_quality, 85, 1, 100,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("imgmod.compressed_master_max_side",
+							"Longest side of the compressed master in pixels.",
+							NULL, &imgmod_compressed_master_max_side, 2560, 64, 20000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomEnumVariable("imgmod.mismatch_policy",
+							 "What upload() does when the claimed file name or content type disagrees with the bytes: warn (accept, record) or reject.",
+							 NULL, &imgmod_mismatch_policy, IMGMOD_MISMATCH_WARN, mismatch_options,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("imgmod.background",
+							   "Colour (#rrggbb) that transparent pixels are flattened onto, and that pad presets fill with.",
+							   NULL, &imgmod_background, "#ffffff",
+							   PGC_SUSET, 0, check_background, NULL, NULL);
+
+	DefineCustomStringVariable("imgmod.storage_dir",
+							   "Directory of the embedded object store (compressed masters and variants); relative paths are under the data directory.",
+							   NULL, &imgmod_storage_dir, "imgmod/store",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomStringVariable("imgmod.hires_storage_dir",
+							   "Directory of the embedded hi-res store (full-resolution masters); relative paths are under the data directory.",
+							   NULL, &imgmod_hires_storage_dir, "imgmod/hires-store",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("imgmod.max_attempts",
+							"Attempts a render job gets before it is dead.",
+							NULL, &imgmod_max_attempts, 5, 1, 1000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("imgmod.retry_base_delay",
+							"Delay before the first retry; doubled for each further attempt, with jitter.",
+							NULL, &imgmod_retry_base_delay_ms, 1000, 1, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("imgmod.poll_interval",
+							"How often an idle worker looks for due work it was not woken for (retries, reclaimed jobs).",
+							NULL, &imgmod_poll_interval_ms, 1000, 10, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("imgmod");
+}

@@ -1,0 +1,54 @@
+/*
+ * shared_state.h — layout of imgmod's shared memory (internal).
+ */
+#ifndef IMGMOD_SHARED_STATE_H
+#define IMGMOD_SHARED_STATE_H
+
+#include "imgmod.h"
+
+#include "datatype/timestamp.h"
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+
+/* Audit rows waiting for a worker to insert them. */
+#define IMGMOD_AUDIT_CAPACITY 256
+
+typedef struct imgmod_audit_entry
+{
+	bool		rejected;
+	int			status;
+	char		message[IMG_ERROR_MESSAGE_MAX];
+	char		claimed_name[256];
+	char		claimed_type[128];
+	char		detected[32];
+	int64		bytes;
+	char		sha256[65];
+	char		role_name[NAMEDATALEN];
+	char		application_name[NAMEDATALEN];
+	char		client_addr[64];
+	int			backend_pid;
+	TimestampTz occurred_at;
+} imgmod_audit_entry;
+
+typedef struct imgmod_worker_slot
+{
+	pid_t		pid;
+	int			pgprocno;
+} imgmod_worker_slot;
+
+typedef struct imgmod_shared
+{
+	LWLock	   *lock;
+	imgmod_worker_slot workers[IMGMOD_MAX_WORKERS];
+
+	/* ring buffer: head is the oldest entry, count how many follow it */
+	int			audit_head;
+	int			audit_count;
+	imgmod_audit_entry audit[IMGMOD_AUDIT_CAPACITY];
+	pg_atomic_uint64 audit_dropped;
+	pg_atomic_uint64 rejections_by_status[IMG_STATUS_COUNT];
+} imgmod_shared;
+
+extern imgmod_shared *imgmod_state;
+
+#endif
