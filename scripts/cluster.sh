@@ -8,6 +8,9 @@
 #   scripts/cluster.sh stop               stop it
 #   scripts/cluster.sh destroy            stop and delete its data
 #   scripts/cluster.sh env                print PGHOST/PGPORT/PGUSER for psql
+#
+# IMGMOD_CLUSTER_DIR, IMGMOD_PGPORT and IMGMOD_EXTRA_CONF (lines appended to
+# postgresql.conf when the cluster is created) let tests run their own.
 set -euo pipefail
 
 PGBIN=${PGBIN:-$(pg_config --bindir)}
@@ -43,6 +46,9 @@ imgmod.retry_base_delay = '200ms'
 fsync = off
 log_min_messages = info
 CONF
+    if [ -n "${IMGMOD_EXTRA_CONF:-}" ]; then
+      printf '%s\n' "$IMGMOD_EXTRA_CONF" >>"$CLUSTER_DIR/data/postgresql.conf"
+    fi
   fi
   if ! as_postgres "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" status >/dev/null 2>&1; then
     as_postgres "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w start >/dev/null

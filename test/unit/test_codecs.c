@@ -1515,3 +1515,134 @@ TEST_SUITE(codec_pngsuite)
 	closedir(d);
 	CHECK(seen > 100, "pngsuite files found (%d)", seen);
 }
+
+/* ------------------------------------------- allocation failure, all codecs */
+
+static int	codec_alloc_budget;
+
+static void *
+codec_failing_alloc(size_t size, void *ctx)
+{
+	(void) ctx;
+	if (codec_alloc_budget-- <= 0)
+		return NULL;
+	return malloc(size);
+}
+
+static void *
+codec_failing_realloc(void *ptr, size_t size, void *ctx)
+{
+	(void) ctx;
+	if (codec_alloc_budget-- <= 0)
+		return NULL;
+	return realloc(ptr, size);
+}
+
+static void
+codec_plain_free(void *ptr, void *ctx)
+{
+	(void) ctx;
+	free(ptr);
+}
+
+TEST_SUITE(codec_alloc_failure)
+{
+	/*
+	 * Fail the n-th img_alloc for every n until probe + decode succeeds:
+	 * each attempt must fail cleanly (out_of_memory, or the profile quietly
+	 * dropped where the codec treats it as optional) and leak nothing; the
+	 * sanitizer and valgrind runs catch leaks.
+	 */
+	static const img_allocator failing = {codec_failing_alloc, codec_failing_realloc, codec_plain_free, NULL};
+	img_limits	lim = default_limits();
+	uint8_t    *inputs[6] = {0};
+	size_t		lens[6] = {0};
+	const char *names[6] = {"png", "gif", "webp", "tiff", "bmp", "heif"};
+	uint8_t		rgba[5 * 3 * 4];
+	uint8_t		icc[160];
+
+	rgba_pattern(rgba, 5, 3);
+	fake_icc(icc, sizeof(icc));
+	{
+		size_t		plen;
+		uint8_t    *png = make_png(5, 3, PNG_COLOR_TYPE_RGBA, 8, false, rgba, 20, NULL, 0, NULL, 0, &plen);
+		membuf		extra = {0};
+		membuf		body = {0};
+
+		mb_put(&body, "ICC\0\0", 5);
+		zlib_zeros(&body, 0, icc, sizeof(icc));
+		png_chunk(&extra, "iCCP", body.data, body.len);
+		inputs[0] = png_splice(png, plen, &extra, NULL, &lens[0]);
+		free(png);
+		free(extra.data);
+		free(body.data);
+	}
+	{
+		uint8_t		idx[12] = {0, 1, 2, 3, 3, 2, 1, 0, 1, 1, 2, 2};
+		gif_frame	fr = {1, 0, 3, 3, false, 3, idx};
+
+		inputs[1] = make_gif(4, 3, &fr, 1, &lens[1]);
+	}
+	{
+		uint8_t    *w = NULL;
+
+		lens[2] = WebPEncodeLosslessRGBA(rgba, 5, 3, 20, &w);
+		inputs[2] = malloc(lens[2]);
+		memcpy(inputs[2], w, lens[2]);
+		WebPFree(w);
+	}
+	{
+		uint8_t		rgb[4 * 3 * 3] = {0};
+		tiff_spec	s = {4, 3, 3, PHOTOMETRIC_RGB, 6, false, rgb, icc, sizeof(icc), false, 1};
+
+		inputs[3] = make_tiff(&s, &lens[3]);
+	}
+	{
+		membuf		b = {0};
+
+		bmp_headers(&b, 40, 2, 2, 24, 0, 54, 0);
+		mb_put(&b, (uint8_t[16]) {0}, 16);
+		inputs[4] = b.data;
+		lens[4] = b.len;
+	}
+	inputs[5] = read_fixture("formats/avif_aom.avif", &lens[5]);
+
+	for (int c = 0; c < 6; c++)
+	{
+		bool		done = false;
+		int			failures = 0;
+
+		if (inputs[c] == NULL)
+		{
+			CHECK(false, "%s input built", names[c]);
+			continue;
+		}
+		for (int n = 0; n < 30 && !done; n++)
+		{
+			img_info	info;
+			img_decoded dec;
+			img_error	err;
+			img_status	st;
+
+			img_set_allocator(&failing);
+			codec_alloc_budget = n;
+			st = probe_decode(inputs[c], lens[c], &lim, &info, &dec, &err);
+			img_set_allocator(NULL);
+			if (st == IMG_OK)
+			{
+				done = true;
+				CHECK(dec.raster.width > 0 && dec.raster.pixels != NULL, "%s decoded after %d failures",
+					  names[c], failures);
+				img_decoded_free(&dec);
+			}
+			else
+			{
+				failures++;
+				CHECK(st == IMG_ERR_NO_MEMORY, "%s with allocation %d failing: out_of_memory, got %s (%s)",
+					  names[c], n, img_status_name(st), err.message);
+			}
+		}
+		CHECK(done && failures > 0, "%s: allocation failures injected (%d) and then success", names[c], failures);
+		free(inputs[c]);
+	}
+}

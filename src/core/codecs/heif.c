@@ -47,12 +47,13 @@ heif_status(img_error *err, struct heif_error he, const char *what)
 {
 	const char *msg = he.message ? he.message : "no details";
 
+	/* libheif files a security limit under "memory allocation error" */
+	if (he.subcode == heif_suberror_Security_limit_exceeded)
+		return img_fail(err, IMG_ERR_BAD_DIMENSIONS, "heif exceeds a size limit (%s): %s", what, msg);
 	if (he.code == heif_error_Memory_allocation_error)
 		return img_fail(err, IMG_ERR_NO_MEMORY, "out of memory %s: %s", what, msg);
 	if (he.subcode == heif_suberror_End_of_data)
 		return img_fail(err, IMG_ERR_TRUNCATED, "heif is truncated (%s): %s", what, msg);
-	if (he.subcode == heif_suberror_Security_limit_exceeded)
-		return img_fail(err, IMG_ERR_BAD_DIMENSIONS, "heif exceeds a size limit (%s): %s", what, msg);
 	if (he.code == heif_error_Unsupported_filetype || he.code == heif_error_Unsupported_feature)
 		return img_fail(err, IMG_ERR_UNSUPPORTED_FORMAT,
 						"heif uses something libheif cannot decode (%s): %s", what, msg);

@@ -10,6 +10,8 @@
  * (libtiff reports e.g. an LZW strip without EOI as a warning), but not
  * while the directory is read: unknown private tags and similar are
  * reported as warnings and are common in files from ordinary software.
+ * The exception is a tag whose data lies past the end of the file, which
+ * libtiff also only warns about: that is truncation and is fatal.
  *
  * Pixels come from TIFFReadRGBAImageOriented, which handles every
  * photometric interpretation libtiff knows.  Its output has premultiplied
@@ -142,17 +144,29 @@ on_error(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
 	return 1;
 }
 
+/*
+ * While the directory is read, libtiff reports a tag whose data lies beyond
+ * the end of the file as a warning ("IO error during reading of ...; tag
+ * ignored") and carries on; that is a truncated file, so it is fatal too.
+ */
 static int
 on_warning(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
 {
 	tiff_source *s = user;
+	char		msg[sizeof(s->message)];
+	bool		io_error;
 
 	(void) tif;
 	(void) module;
-	if (s->decoding && !s->failed)
+	if (s->failed)
+		return 1;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	io_error = strstr(msg, "IO error") != NULL;
+	if (s->decoding || io_error)
 	{
 		s->failed = true;
-		vsnprintf(s->message, sizeof(s->message), fmt, ap);
+		s->ran_out |= io_error;
+		memcpy(s->message, msg, sizeof(msg));
 	}
 	return 1;
 }
@@ -348,12 +362,20 @@ tiff_probe(const uint8_t *data, size_t len, const img_limits *limits,
 		goto done;
 	}
 
-	/* pages after the first are not decoded; a broken chain only ends the count */
+	/*
+	 * Pages after the first are not decoded, but a directory chain that
+	 * runs off the end of the data is a truncated file all the same.
+	 */
 	{
-		tdir_t		n = TIFFNumberOfDirectories(tif);
+		uint32_t	max_frames = limits ? limits->max_frames : 1000;
+		uint32_t	n = 1;
 
-		info->frames = n > 0 ? (uint32_t) n : 1;
-		src.failed = false;
+		/* read (not just count) each directory, so damaged tags show */
+		while (n <= max_frames && TIFFReadDirectory(tif))
+			n++;
+		info->frames = n;
+		if (src.failed)
+			st = source_failure(&src, err, "reading the directories after the first");
 	}
 
 done:

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs the TAP suite (t/*.pl) with PostgreSQL::Test::Cluster.  initdb will
+# not run as root, so when called as root the suite runs as 'postgres' in a
+# scratch copy of the test files that 'postgres' owns.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PGXS_DIR=$(dirname "$(pg_config --pgxs)")/..
+PERL_LIB="$PGXS_DIR/src/test/perl"
+PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress"
+BINDIR=$(pg_config --bindir)
+
+WORK=$(mktemp -d /tmp/imgmod-tap.XXXXXX)
+cp -r "$ROOT/t" "$ROOT/test" "$WORK/"
+mkdir -p "$WORK/tmp_check"
+if [ "$(id -u)" = 0 ]; then
+  chown -R postgres:postgres "$WORK"
+  RUN=(runuser -u postgres --)
+else
+  RUN=()
+fi
+
+status=0
+( cd "$WORK" && "${RUN[@]}" env TESTDIR="$WORK" PATH="$BINDIR:$PATH" \
+    PG_REGRESS="$PG_REGRESS" IMGMOD_SOURCE_DIR="$WORK" \
+    prove -I "$PERL_LIB" -I "$WORK/t" ${PROVE_FLAGS:-} ${PROVE_TESTS:-t/*.pl} ) || status=$?
+
+if [ "$status" != 0 ]; then
+  echo "TAP tests FAILED; logs:"
+  for f in "$WORK"/tmp_check/log/*; do
+    [ -f "$f" ] || continue
+    echo "----- $f (last 60 lines)"
+    tail -n 60 "$f"
+  done
+  exit "$status"
+fi
+rm -rf "$WORK"

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs every imgmod test: installs what is needed, builds with -Werror,
+# runs the image core's unit tests under AddressSanitizer and valgrind, the
+# SQL regression suite against a throwaway cluster with imgmod preloaded,
+# and the TAP suite (workers, restarts, orientation, metadata stripping).
+# Exits non-zero on the first failing stage.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+PGBIN=$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
+
+stage() { echo; echo "=== $* ==="; }
+
+stage "dependencies"
+bash scripts/install-deps.sh
+PGBIN=$(pg_config --bindir)
+
+stage "build"
+make -s clean >/dev/null 2>&1 || true
+make -s
+make -s install >/dev/null
+
+stage "unit tests (AddressSanitizer + UBSan)"
+make -s unit
+
+stage "unit tests (valgrind)"
+make -s valgrind
+
+stage "SQL regression tests"
+export IMGMOD_CLUSTER_DIR=/tmp/imgmod-regress
+export IMGMOD_PGPORT=54330
+export IMGMOD_EXTRA_CONF="imgmod.max_attempts = 2
+imgmod.retry_base_delay = '100ms'"
+scripts/cluster.sh destroy >/dev/null 2>&1 || true
+trap 'IMGMOD_CLUSTER_DIR=/tmp/imgmod-regress scripts/cluster.sh destroy >/dev/null 2>&1 || true' EXIT
+scripts/cluster.sh start imgmod_regress
+eval "$(scripts/cluster.sh env)"
+rm -rf results regression.diffs regression.out
+if ! make -s installcheck; then
+  [ -f regression.diffs ] && cat regression.diffs
+  echo "SQL regression tests FAILED (server log: $IMGMOD_CLUSTER_DIR/server.log)"
+  exit 1
+fi
+scripts/cluster.sh destroy
+trap - EXIT
+
+stage "TAP tests"
+bash scripts/run-tap.sh
+
+echo
+echo "all imgmod tests passed"
