@@ -25,7 +25,8 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initi
 SHLIB_LINK = $(IMGCORE_LIBS)
 
 REGRESS = upload inspect rejections presets render
-REGRESS_OPTS = --use-existing --dbname=imgmod_regress
+REGRESS_OPTS = --use-existing
+override CONTRIB_TESTDB = imgmod_regress
 
 # JIT inlining of imgmod's own code brings nothing; skip the bitcode build.
 override with_llvm = no

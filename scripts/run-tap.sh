@@ -5,7 +5,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PGXS_DIR=$(dirname "$(pg_config --pgxs)")/..
+PGXS_DIR=$(cd "$(dirname "$(pg_config --pgxs)")/../.." && pwd)
 PERL_LIB="$PGXS_DIR/src/test/perl"
 PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress"
 BINDIR=$(pg_config --bindir)
@@ -22,7 +22,7 @@ fi
 
 status=0
 ( cd "$WORK" && "${RUN[@]}" env TESTDIR="$WORK" PATH="$BINDIR:$PATH" \
-    PG_REGRESS="$PG_REGRESS" IMGMOD_SOURCE_DIR="$WORK" \
+    PG_REGRESS="$PG_REGRESS" PG_TEST_PORT_DIR="$WORK/tmp_check" \
     prove -I "$PERL_LIB" -I "$WORK/t" ${PROVE_FLAGS:-} ${PROVE_TESTS:-t/*.pl} ) || status=$?
 
 if [ "$status" != 0 ]; then

@@ -5,10 +5,12 @@
 SELECT name, width, height, fit, quality, allow_upscale FROM imgmod.presets ORDER BY name;
 
 -- Constraints say what is wrong.
+\set VERBOSITY terse
 INSERT INTO imgmod.presets (name, width) VALUES ('Big Banner', 1200);
 INSERT INTO imgmod.presets (name) VALUES ('nosize');
 INSERT INTO imgmod.presets (name, width, fit) VALUES ('stretch', 100, 'fill');
 INSERT INTO imgmod.presets (name, width, quality) VALUES ('q0', 100, 0);
+\set VERBOSITY default
 
 -- A new preset is rendered for the next upload: cover crops to the box,
 -- pad fills it, contain by height keeps the aspect, upscale only when asked.

@@ -168,10 +168,13 @@ imgmod_upload(PG_FUNCTION_ARGS)
 	if (len > (int64) limits.max_bytes)
 	{
 		char		msg[IMG_ERROR_MESSAGE_MAX];
+		/* The first bytes are enough to name the format for the audit. */
+		bytea	   *head = PG_GETARG_BYTEA_P_SLICE(0, 0, 64);
+		img_format	head_format = img_sniff((const uint8_t *) VARDATA(head), VARSIZE(head) - VARHDRSZ);
 
 		snprintf(msg, sizeof(msg), "the data is %lld bytes, over the limit of %zu bytes (imgmod.max_bytes)",
 				 (long long) len, limits.max_bytes);
-		reject(IMG_ERR_TOO_MANY_BYTES, msg, &claim, IMG_FORMAT_UNKNOWN, len, NULL);
+		reject(IMG_ERR_TOO_MANY_BYTES, msg, &claim, head_format, len, NULL);
 	}
 	data = PG_GETARG_BYTEA_PP(0);
 	bytes = (const uint8_t *) VARDATA_ANY(data);

@@ -165,10 +165,16 @@ gif_probe(const uint8_t *data, size_t len, const img_limits *limits,
 				return img_fail(err, IMG_ERR_TOO_MANY_FRAMES,
 								"gif has more than %u frames", max_frames);
 			}
-			/* a frame larger than the limits would cost its full LZW decode */
-			st = check_dimensions("frame", fw, fh, limits, err);
-			if (st != IMG_OK)
-				return st;
+			/*
+			 * A frame larger than the limits would cost its full LZW decode.
+			 * Empty frames after the first occur in the wild and are harmless.
+			 */
+			if (frames == 1 || (fw != 0 && fh != 0))
+			{
+				st = check_dimensions("frame", fw, fh, limits, err);
+				if (st != IMG_OK)
+					return st;
+			}
 			if (frames == 1)
 			{
 				info->progressive = (flags & 0x40) != 0;

@@ -129,6 +129,13 @@ src_unmap(thandle_t h, void *base, toff_t size)
 	(void) size;
 }
 
+/*
+ * libtiff's handler type carries no format attribute, so gcc's suggestion to
+ * add one (-Wmissing-format-attribute, on in PostgreSQL's flags) cannot be
+ * followed without a type mismatch at registration.
+ */
+#pragma GCC diagnostic ignored "-Wsuggest-attribute=format"
+
 static int
 on_error(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
 {
