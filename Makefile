@@ -5,6 +5,8 @@
 #   make valgrind              the same tests under valgrind
 #   scripts/test.sh            everything the CI runs (see README)
 
+PG_CONFIG ?= pg_config
+
 MODULE_big = imgmod
 EXTENSION = imgmod
 DATA = extension/imgmod--0.1.sql
@@ -20,8 +22,10 @@ OBJS = \
 	bgworker/worker.o bgworker/render_job.o \
 	$(patsubst %.c,$(IMGCORE_DIR)/%.o,$(IMGCORE_SRCS))
 
-PG_CPPFLAGS = -Isrc -I$(IMGCORE_DIR) $(IMGCORE_CFLAGS)
-PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+# PostgreSQL's own headers are included as system headers so that
+# -Wextra judges imgmod's code, not the server's inline functions.
+PG_CPPFLAGS = -Isrc -I$(IMGCORE_DIR) $(IMGCORE_CFLAGS) -isystem $(shell $(PG_CONFIG) --includedir-server)
+PG_CFLAGS = -Wall -Wextra -Werror
 SHLIB_LINK = $(IMGCORE_LIBS)
 
 REGRESS = upload inspect rejections presets render
@@ -31,7 +35,6 @@ override CONTRIB_TESTDB = imgmod_regress
 # JIT inlining of imgmod's own code brings nothing; skip the bitcode build.
 override with_llvm = no
 
-PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 

@@ -1,0 +1,103 @@
+# Nothing is lost: a worker killed with SIGKILL in the middle of a job and a
+# server stopped with -m immediate in the middle of a batch both end with
+# every committed upload ready, every object stored and every event written
+# exactly once.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::Bin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use ImgmodTest qw(gradient_ppm upright_marked_ppm ppm_to_jpeg start_node upload_bytes);
+
+my $node = start_node('faults', workers => 1);
+
+# ~24 MP sources keep the single worker busy for a few hundred ms per job.
+my $big = ppm_to_jpeg(gradient_ppm(6000, 4000), 85);
+my $small = ppm_to_jpeg(upright_marked_ppm(640, 400), 90);
+
+sub all_ready
+{
+	my ($ids) = @_;
+	return $node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM imgmod.images WHERE id IN ($ids) AND status <> 'ready'");
+}
+
+sub check_complete
+{
+	my ($ids, $what) = @_;
+	my $n = scalar(split /,/, $ids);
+	is($node->safe_psql('postgres',
+			"SELECT count(*) FROM imgmod.variants WHERE image_id IN ($ids)"),
+		4 * $n, "$what: 4 variant rows per image");
+	is($node->safe_psql('postgres',
+			"SELECT count(*) FROM imgmod.images i WHERE id IN ($ids) AND "
+			  . "(SELECT count(*) FROM imgmod.events e WHERE e.image_id = i.id AND e.status = 'ready') <> 1"),
+		'0', "$what: exactly one ready event per image");
+	is($node->safe_psql('postgres',
+			"SELECT count(*) FROM imgmod.jobs WHERE image_id IN ($ids) AND state <> 'done'"),
+		'0', "$what: every job done");
+	my @keys = split / /, $node->safe_psql('postgres',
+		"SELECT string_agg(object_key, ' ') FROM imgmod.variants WHERE image_id IN ($ids)");
+	is(scalar(grep { !-s $node->data_dir . "/imgmod/store/$_" } @keys), 0,
+		"$what: every variant object is stored");
+	my @tmp = glob($node->data_dir . '/imgmod/store/variants/*/v1/*.tmp.*');
+	is(scalar(@tmp), 0, "$what: no temporary file left behind");
+}
+
+# --- a worker killed with SIGKILL mid-render -------------------------------
+my @ids = map { upload_bytes($node, $big, "big$_.jpg") } 1 .. 6;
+my $ids = join(',', @ids);
+my ($victim_pid, $victim_job);
+for (1 .. 500)
+{
+	my $row = $node->safe_psql('postgres',
+		"SELECT claimed_by || ' ' || id FROM imgmod.jobs WHERE state = 'running' AND image_id IN ($ids) LIMIT 1");
+	if ($row ne '')
+	{
+		($victim_pid, $victim_job) = split / /, $row;
+		last;
+	}
+	select(undef, undef, undef, 0.01);
+}
+ok(defined $victim_pid, 'caught the worker in the middle of a job');
+kill 'KILL', $victim_pid;
+note "killed worker $victim_pid while it ran job $victim_job";
+
+ok(all_ready($ids), 'after the crash every image becomes ready');
+is($node->safe_psql('postgres', "SELECT attempts >= 2 FROM imgmod.jobs WHERE id = $victim_job"),
+	't', 'the interrupted job ran again');
+like($node->safe_psql('postgres',
+		"SELECT string_agg(error, ';') FROM imgmod.events e JOIN imgmod.jobs j ON j.image_id = e.image_id "
+		  . "WHERE j.id = $victim_job AND e.status = 'retried'"),
+	qr/worker $victim_pid exited during attempt 1/, 'the orphaned attempt is recorded as retried');
+check_complete($ids, 'after SIGKILL');
+
+# --- the whole server stopped with -m immediate mid-batch -------------------
+@ids = ((map { upload_bytes($node, $big, "batch$_.jpg") } 1 .. 3),
+		(map { upload_bytes($node, $small, "batchs$_.jpg") } 1 .. 5));
+$ids = join(',', @ids);
+$node->poll_query_until('postgres',
+	"SELECT count(*) > 0 FROM imgmod.jobs WHERE state = 'running' AND image_id IN ($ids)");
+$node->stop('immediate');
+$node->start;
+ok(all_ready($ids), 'after an immediate shutdown and restart every image becomes ready');
+check_complete($ids, 'after -m immediate');
+
+# --- a rolled-back upload leaves no row, object, job or event ----------------
+my $before = $node->safe_psql('postgres',
+	'SELECT (SELECT count(*) FROM imgmod.images) || \'/\' || (SELECT count(*) FROM imgmod.jobs) || \'/\' || (SELECT count(*) FROM imgmod.events)');
+my $path = $node->basedir . '/rollback.jpg';
+ImgmodTest::write_binary($path, $small);
+$node->safe_psql('postgres', "BEGIN; SELECT imgmod.upload(pg_read_binary_file('$path'), 'rb.jpg'); ROLLBACK;");
+my $id_after = upload_bytes($node, $small, 'after_rollback.jpg');
+ok(all_ready($id_after), 'the next upload is ready');
+is($node->safe_psql('postgres', "SELECT count(*) FROM imgmod.images WHERE original_name = 'rb.jpg'"),
+	'0', 'the rolled-back upload left no image row');
+my @dirs = map { s{.*/}{}r } glob($node->data_dir . '/imgmod/store/variants/*');
+is(scalar(@dirs), scalar(split /,/, $node->safe_psql('postgres', "SELECT string_agg(id::text, ',') FROM imgmod.images")),
+	'the store holds objects only for registered images');
+
+$node->stop;
+done_testing();

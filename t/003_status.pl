@@ -1,0 +1,43 @@
+# Subscribers see every status change as JSON on LISTEN imgmod_status, only
+# for committed work, in order.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::Bin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use ImgmodTest qw(upright_marked_ppm ppm_to_jpeg start_node upload_bytes write_binary);
+
+my $node = start_node('status');
+my $jpeg = ppm_to_jpeg(upright_marked_ppm(400, 240), 90);
+my $listener = $node->background_psql('postgres');
+$listener->query_safe('LISTEN imgmod_status');
+
+my $path = $node->basedir . '/s.jpg';
+write_binary($path, $jpeg);
+$node->safe_psql('postgres', "BEGIN; SELECT imgmod.upload(pg_read_binary_file('$path'), 'aborted.jpg'); ROLLBACK;");
+my $id = upload_bytes($node, $jpeg, 'listened.jpg');
+$node->poll_query_until('postgres', "SELECT status = 'ready' FROM imgmod.images WHERE id = $id");
+
+# psql prints notifications as they arrive with the next command's result.
+my $seen = '';
+for (1 .. 100)
+{
+	$seen .= $listener->query_safe('SELECT 1');
+	last if $seen =~ /"status": "ready"/;
+}
+my @events = $seen =~ /Asynchronous notification "imgmod_status" with payload "(\{.*?\})" received/g;
+is(scalar(@events), 2, 'two notifications: received and ready (none for the rolled-back upload)');
+like($events[0] // '', qr/"image_id": $id\b.*"status": "received"|"status": "received".*"image_id": $id\b/, 'first: received');
+like($events[1] // '', qr/"status": "ready"/, 'second: ready');
+like($events[1] // '', qr/"variants": \[\{"key": "variants\/$id\/v1\/large.jpg"/, 'ready lists the variants');
+like($events[0] // '', qr/"event_id": \d+/, 'events carry an id for de-duplication');
+unlike($seen, qr/aborted/, 'nothing about the aborted upload');
+is($node->safe_psql('postgres',
+		"SELECT string_agg(payload::text, '|' ORDER BY id) FROM imgmod.events WHERE image_id = $id"),
+	join('|', @events), 'the outbox rows carry exactly what was notified');
+
+$listener->quit;
+$node->stop;
+done_testing();
