@@ -56,6 +56,14 @@ CONF
   PGHOST=$SOCKDIR PGPORT=$PORT "$PGBIN/psql" -U postgres -d postgres -qAtc \
     "SELECT 1 FROM pg_database WHERE datname = '$DATABASE'" | grep -q 1 ||
     PGHOST=$SOCKDIR PGPORT=$PORT "$PGBIN/createdb" -U postgres "$DATABASE"
+  # Workers that started before the database existed retry within a second;
+  # wait for them so the first upload is picked up at once.
+  for _ in $(seq 1 100); do
+    n=$(PGHOST=$SOCKDIR PGPORT=$PORT "$PGBIN/psql" -U postgres -d postgres -qAtc \
+      "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'imgmod worker' AND datname = '$DATABASE'")
+    [ "${n:-0}" -gt 0 ] && break
+    sleep 0.1
+  done
   echo "cluster: running on $SOCKDIR port $PORT, imgmod workers in database $DATABASE (log: $CLUSTER_DIR/server.log)"
 }
 
