@@ -121,8 +121,12 @@ img_encode_jpeg(const img_raster *raster, int requested_quality, img_buffer *out
 	cinfo.write_JFIF_header = FALSE;
 	cinfo.write_Adobe_marker = FALSE;
 	jpeg_set_quality(&cinfo, quality, TRUE);
-	/* Huffman tables fitted to the image: 5-10 % smaller for ~no time. */
-	cinfo.optimize_coding = TRUE;
+	/*
+	 * Huffman tables fitted to the image halve the encoder's speed (a 1920
+	 * px q80 variant: 7.8 ms instead of 3.8 ms) for 2-3 % fewer bytes, so
+	 * only the high-quality masters, kept long and encoded once, get them.
+	 */
+	cinfo.optimize_coding = quality >= 90 ? TRUE : FALSE;
 	/* Chroma at full resolution for high qualities (masters), halved otherwise. */
 	if (quality >= 90)
 	{
