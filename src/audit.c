@@ -43,7 +43,13 @@ imgmod_audit_record(const imgmod_audit_input *input)
 	const char *role;
 
 	if (imgmod_state == NULL)
+	{
+		ereport(WARNING,
+				(errmsg("imgmod: this %s is not audited because imgmod is not in shared_preload_libraries",
+						input->rejected ? "rejection" : "type mismatch"),
+				 errhint("Add imgmod to shared_preload_libraries and restart the server.")));
 		return;
+	}
 	if (input->rejected)
 		pg_atomic_fetch_add_u64(&imgmod_state->rejections_by_status[input->status], 1);
 
