@@ -195,16 +195,24 @@ claim_job(claimed_job *job, MemoryContext keep)
 	return true;
 }
 
+/*
+ * Keys are versioned, so an object never changes once written: browsers
+ * and the CDN may keep it for a year.
+ */
+#define IMMUTABLE_CACHE_CONTROL "public, max-age=31536000, immutable"
+
 static void
 put_object(imgmod_store store, const char *key, const uint8_t *data, size_t len,
 		   stored_object *out)
 {
-	char		errbuf[512];
+	char		errbuf[1024];
 
-	if (!imgmod_store_put(store, key, data, len, errbuf, sizeof(errbuf)))
+	if (!imgmod_store_put(store, key, data, len, "image/jpeg", IMMUTABLE_CACHE_CONTROL,
+						  errbuf, sizeof(errbuf)))
 		ereport(ERROR,
 				(errcode(ERRCODE_IO_ERROR),
-				 errmsg("imgmod: storing %s failed: %s", key, errbuf)));
+				 errmsg("imgmod: storing %s in the %s store failed: %s", key,
+						imgmod_store_name(store), errbuf)));
 	strlcpy(out->key, key, sizeof(out->key));
 	imgmod_md5_hex(data, len, out->etag);
 	out->bytes = len;

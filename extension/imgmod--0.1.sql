@@ -402,6 +402,18 @@ SELECT s.status, count(i.id) AS images
  GROUP BY s.status;
 COMMENT ON VIEW imgmod.status_counts IS 'Number of images in each status.';
 
+CREATE FUNCTION imgmod.store_counters(OUT store text, OUT backend text, OUT verb text,
+                                      OUT requests bigint, OUT failures bigint, OUT retries bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'imgmod_store_counters'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION imgmod.store_counters() IS
+  'Object-store requests since server start, counted in shared memory by store (main, hires) and verb; requests include retried attempts.';
+
+CREATE VIEW imgmod.stats AS
+SELECT store, backend, verb, requests, failures, retries FROM imgmod.store_counters();
+COMMENT ON VIEW imgmod.stats IS 'Object-store requests by store and verb since server start: rendering issues PUTs only (one per object); GETs come from imgmod.fetch() and re-renders of purged versions.';
+
 CREATE VIEW imgmod.rejection_stats AS
 SELECT * FROM imgmod.rejection_counters();
 COMMENT ON VIEW imgmod.rejection_stats IS 'Rejections by reason since server start, counted in shared memory (visible even when audit rows could not be queued).';

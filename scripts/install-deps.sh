@@ -9,6 +9,8 @@ PACKAGES=(
   # image core
   libjpeg62-turbo-dev libturbojpeg0-dev libpng-dev libgif-dev libwebp-dev
   libheif-dev libtiff-dev libexif-dev liblcms2-dev zlib1g-dev
+  # object storage, cache, status
+  libcurl4-openssl-dev
   # tests
   libipc-run-perl valgrind libjpeg-turbo-progs
 )

@@ -30,7 +30,7 @@ imgmod_fetch(PG_FUNCTION_ARGS)
 	char	   *status;
 	bytea	   *result;
 	bytea	   *copy;
-	char		errbuf[512];
+	char		errbuf[1024];
 	MemoryContext caller = CurrentMemoryContext;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))

@@ -29,6 +29,20 @@ extern char *imgmod_hires_storage_dir;
 extern int	imgmod_max_attempts;
 extern int	imgmod_retry_base_delay_ms;
 extern int	imgmod_poll_interval_ms;
+extern char *imgmod_s3_endpoint;
+extern char *imgmod_s3_region;
+extern char *imgmod_s3_bucket;
+extern char *imgmod_s3_access_key;
+extern char *imgmod_s3_secret_key;
+extern char *imgmod_hires_s3_endpoint;
+extern char *imgmod_hires_s3_region;
+extern char *imgmod_hires_s3_bucket;
+extern char *imgmod_hires_s3_access_key;
+extern char *imgmod_hires_s3_secret_key;
+extern bool imgmod_s3_virtual_host;
+extern int	imgmod_s3_connect_timeout_ms;
+extern int	imgmod_s3_timeout_ms;
+extern int	imgmod_s3_retries;
 
 typedef enum imgmod_mismatch
 {
@@ -100,22 +114,71 @@ typedef enum imgmod_store
 {
 	IMGMOD_STORE_MAIN = 0,		/* compressed masters and variants */
 	IMGMOD_STORE_HIRES,			/* full-resolution masters */
+	IMGMOD_STORE_COUNT
 } imgmod_store;
+
+typedef enum imgmod_verb
+{
+	IMGMOD_VERB_PUT = 0,
+	IMGMOD_VERB_GET,
+	IMGMOD_VERB_DELETE,
+	IMGMOD_VERB_COUNT
+} imgmod_verb;
+
+const char *imgmod_store_name(imgmod_store store);
+const char *imgmod_verb_name(imgmod_verb verb);
+/* "s3" when the store has an endpoint configured, else "local". */
+const char *imgmod_store_backend(imgmod_store store);
 
 /* Object keys contain only [a-z0-9/._-]. */
 void		imgmod_variant_key(char *buf, size_t size, int64 image_id, int version,
 							   const char *preset);
 void		imgmod_master_key(char *buf, size_t size, int64 image_id, int version);
 void		imgmod_hires_key(char *buf, size_t size, int64 image_id, int version);
+bool		imgmod_key_is_safe(const char *key);
 
 /*
- * Write an object atomically (temp file, fsync, rename, fsync directory).
- * Returns false with errbuf filled on failure; never ereports, so a worker
- * can record the failure on the job.
+ * Store an object: one PUT to S3 when the store has an endpoint, else an
+ * atomic file write (temp file, fsync, rename, fsync directory).  Returns
+ * false with errbuf filled on failure and never ereports, so a worker can
+ * record the failure on the job.  Each call is counted in shared memory.
  */
 bool		imgmod_store_put(imgmod_store store, const char *key, const uint8_t *data,
-							 size_t len, char *errbuf, size_t errsize);
+							 size_t len, const char *content_type, const char *cache_control,
+							 char *errbuf, size_t errsize);
 /* Read an object; palloc'd bytea, or NULL with errbuf filled. */
 bytea	   *imgmod_store_get(imgmod_store store, const char *key, char *errbuf, size_t errsize);
+/* Remove an object; a missing object is not an error. */
+bool		imgmod_store_delete(imgmod_store store, const char *key, char *errbuf, size_t errsize);
+
+/* Backends (storage_local.c, storage_s3.c); same contracts as above. */
+bool		imgmod_local_put(imgmod_store store, const char *key, const uint8_t *data,
+							 size_t len, char *errbuf, size_t errsize);
+bytea	   *imgmod_local_get(imgmod_store store, const char *key, char *errbuf, size_t errsize);
+bool		imgmod_local_delete(imgmod_store store, const char *key, char *errbuf, size_t errsize);
+
+typedef struct imgmod_s3_target
+{
+	const char *endpoint;		/* http(s)://host[:port] */
+	const char *region;
+	const char *bucket;
+	const char *access_key;
+	const char *secret_key;
+	bool		virtual_host;	/* bucket.host/key instead of host/bucket/key */
+} imgmod_s3_target;
+
+/* The configured S3 target of a store, or false when it has none. */
+bool		imgmod_s3_target_for(imgmod_store store, imgmod_s3_target *target);
+void		imgmod_s3_global_init(void);
+bool		imgmod_s3_put(const imgmod_s3_target *t, imgmod_store store, const char *key,
+						  const uint8_t *data, size_t len, const char *content_type,
+						  const char *cache_control, char *errbuf, size_t errsize);
+bytea	   *imgmod_s3_get(const imgmod_s3_target *t, imgmod_store store, const char *key,
+						  char *errbuf, size_t errsize);
+bool		imgmod_s3_delete(const imgmod_s3_target *t, imgmod_store store, const char *key,
+							 char *errbuf, size_t errsize);
+
+/* Request accounting (shared_state.c), read by imgmod.stats. */
+void		imgmod_count_request(imgmod_store store, imgmod_verb verb, bool ok, int retries);
 
 #endif							/* IMGMOD_H */

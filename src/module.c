@@ -37,6 +37,7 @@ _PG_init(void)
 {
 	imgmod_define_settings();
 	imgmod_install_core_allocator();
+	imgmod_s3_global_init();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

@@ -29,6 +29,20 @@ char	   *imgmod_hires_storage_dir = NULL;
 int			imgmod_max_attempts = 5;
 int			imgmod_retry_base_delay_ms = 1000;
 int			imgmod_poll_interval_ms = 1000;
+char	   *imgmod_s3_endpoint = NULL;
+char	   *imgmod_s3_region = NULL;
+char	   *imgmod_s3_bucket = NULL;
+char	   *imgmod_s3_access_key = NULL;
+char	   *imgmod_s3_secret_key = NULL;
+char	   *imgmod_hires_s3_endpoint = NULL;
+char	   *imgmod_hires_s3_region = NULL;
+char	   *imgmod_hires_s3_bucket = NULL;
+char	   *imgmod_hires_s3_access_key = NULL;
+char	   *imgmod_hires_s3_secret_key = NULL;
+bool		imgmod_s3_virtual_host = false;
+int			imgmod_s3_connect_timeout_ms = 5000;
+int			imgmod_s3_timeout_ms = 60000;
+int			imgmod_s3_retries = 3;
 
 static const struct config_enum_entry mismatch_options[] = {
 	{"warn", IMGMOD_MISMATCH_WARN, false},
@@ -87,6 +101,35 @@ imgmod_current_limits(img_limits *limits)
 	limits->max_frames = (uint32_t) imgmod_max_frames;
 	limits->max_scans = (uint32_t) imgmod_max_scans;
 	limits->max_metadata_bytes = (size_t) imgmod_max_metadata_kb * 1024;
+}
+
+/*
+ * The five settings of one S3 store.  Keys are superuser-only and never
+ * appear in messages; an empty endpoint keeps the store on local disk.
+ */
+static void
+define_s3_settings(const char *prefix, const char *what, char **endpoint, char **region,
+				   char **bucket, char **access_key, char **secret_key)
+{
+	char		name[64];
+
+	snprintf(name, sizeof(name), "imgmod.%ss3_endpoint", prefix);
+	DefineCustomStringVariable(pstrdup(name),
+							   psprintf("S3 endpoint of the %s, e.g. http://127.0.0.1:9000; empty keeps it in the local directory.", what),
+							   NULL, endpoint, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	snprintf(name, sizeof(name), "imgmod.%ss3_region", prefix);
+	DefineCustomStringVariable(pstrdup(name), psprintf("S3 region of the %s (signed into every request).", what),
+							   NULL, region, "us-east-1", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	snprintf(name, sizeof(name), "imgmod.%ss3_bucket", prefix);
+	DefineCustomStringVariable(pstrdup(name), psprintf("S3 bucket of the %s.", what),
+							   NULL, bucket, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	snprintf(name, sizeof(name), "imgmod.%ss3_access_key", prefix);
+	DefineCustomStringVariable(pstrdup(name), psprintf("S3 access key of the %s.", what),
+							   NULL, access_key, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	snprintf(name, sizeof(name), "imgmod.%ss3_secret_key", prefix);
+	DefineCustomStringVariable(pstrdup(name), psprintf("S3 secret key of the %s.", what),
+							   NULL, secret_key, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
+							   NULL, NULL, NULL);
 }
 
 void
@@ -168,6 +211,28 @@ imgmod_define_settings(void)
 							"How often an idle worker looks for due work it was not woken for (retries, reclaimed jobs).",
 							NULL, &imgmod_poll_interval_ms, 1000, 10, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	define_s3_settings("", "main store (compressed masters and variants)",
+					   &imgmod_s3_endpoint, &imgmod_s3_region, &imgmod_s3_bucket,
+					   &imgmod_s3_access_key, &imgmod_s3_secret_key);
+	define_s3_settings("hires_", "hi-res store (full-resolution masters)",
+					   &imgmod_hires_s3_endpoint, &imgmod_hires_s3_region, &imgmod_hires_s3_bucket,
+					   &imgmod_hires_s3_access_key, &imgmod_hires_s3_secret_key);
+	DefineCustomBoolVariable("imgmod.s3_virtual_host",
+							 "Address buckets as bucket.host (virtual-hosted style) instead of host/bucket (path style, as MinIO expects).",
+							 NULL, &imgmod_s3_virtual_host, false, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("imgmod.s3_connect_timeout",
+							"Time allowed to connect to an S3 endpoint.",
+							NULL, &imgmod_s3_connect_timeout_ms, 5000, 100, 600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("imgmod.s3_timeout",
+							"Time allowed for one whole S3 request.",
+							NULL, &imgmod_s3_timeout_ms, 60000, 100, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("imgmod.s3_retries",
+							"Immediate retries (jittered, exponential) of an S3 request that failed with 5xx, 408, 429, a timeout or a connection error; after them the job's own backoff takes over.",
+							NULL, &imgmod_s3_retries, 3, 0, 10,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("imgmod");
 }

@@ -65,6 +65,13 @@ imgmod_shmem_startup(void)
 		for (int i = 0; i < IMG_STATUS_COUNT; i++)
 			pg_atomic_init_u64(&imgmod_state->rejections_by_status[i], 0);
 		pg_atomic_init_u64(&imgmod_state->audit_dropped, 0);
+		for (int st = 0; st < IMGMOD_STORE_COUNT; st++)
+			for (int v = 0; v < IMGMOD_VERB_COUNT; v++)
+			{
+				pg_atomic_init_u64(&imgmod_state->requests[st][v], 0);
+				pg_atomic_init_u64(&imgmod_state->request_failures[st][v], 0);
+				pg_atomic_init_u64(&imgmod_state->request_retries[st][v], 0);
+			}
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -175,4 +182,17 @@ imgmod_attached_worker_count(void)
 			n++;
 	LWLockRelease(imgmod_state->lock);
 	return n;
+}
+
+void
+imgmod_count_request(imgmod_store store, imgmod_verb verb, bool ok, int retries)
+{
+	if (imgmod_state == NULL || store >= IMGMOD_STORE_COUNT || verb >= IMGMOD_VERB_COUNT)
+		return;
+	/* Every attempt reached the server (or tried to): count them all. */
+	pg_atomic_fetch_add_u64(&imgmod_state->requests[store][verb], 1 + retries);
+	if (retries > 0)
+		pg_atomic_fetch_add_u64(&imgmod_state->request_retries[store][verb], retries);
+	if (!ok)
+		pg_atomic_fetch_add_u64(&imgmod_state->request_failures[store][verb], 1);
 }

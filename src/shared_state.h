@@ -47,6 +47,11 @@ typedef struct imgmod_shared
 	imgmod_audit_entry audit[IMGMOD_AUDIT_CAPACITY];
 	pg_atomic_uint64 audit_dropped;
 	pg_atomic_uint64 rejections_by_status[IMG_STATUS_COUNT];
+
+	/* object-store requests by store and verb (imgmod.stats) */
+	pg_atomic_uint64 requests[IMGMOD_STORE_COUNT][IMGMOD_VERB_COUNT];
+	pg_atomic_uint64 request_failures[IMGMOD_STORE_COUNT][IMGMOD_VERB_COUNT];
+	pg_atomic_uint64 request_retries[IMGMOD_STORE_COUNT][IMGMOD_VERB_COUNT];
 } imgmod_shared;
 
 extern imgmod_shared *imgmod_state;

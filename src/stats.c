@@ -1,0 +1,40 @@
+/*
+ * stats.c — imgmod.store_counters(): object-store requests counted in
+ * shared memory since the server started, by store and verb.  This is the
+ * number behind "rendering never reads object storage": after N uploads the
+ * main store shows GET 0 (unless someone called imgmod.fetch()) and PUT
+ * equal to the objects written.
+ */
+#include "imgmod.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+
+#include "shared_state.h"
+
+PG_FUNCTION_INFO_V1(imgmod_store_counters);
+Datum
+imgmod_store_counters(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int st = 0; st < IMGMOD_STORE_COUNT; st++)
+	{
+		for (int v = 0; v < IMGMOD_VERB_COUNT; v++)
+		{
+			Datum		values[6];
+			bool		nulls[6] = {false, false, false, false, false, false};
+
+			values[0] = CStringGetTextDatum(imgmod_store_name((imgmod_store) st));
+			values[1] = CStringGetTextDatum(imgmod_store_backend((imgmod_store) st));
+			values[2] = CStringGetTextDatum(imgmod_verb_name((imgmod_verb) v));
+			values[3] = Int64GetDatum(imgmod_state ? (int64) pg_atomic_read_u64(&imgmod_state->requests[st][v]) : 0);
+			values[4] = Int64GetDatum(imgmod_state ? (int64) pg_atomic_read_u64(&imgmod_state->request_failures[st][v]) : 0);
+			values[5] = Int64GetDatum(imgmod_state ? (int64) pg_atomic_read_u64(&imgmod_state->request_retries[st][v]) : 0);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
+	return (Datum) 0;
+}

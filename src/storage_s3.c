@@ -1,0 +1,341 @@
+/*
+ * storage_s3.c — S3 / MinIO object storage over libcurl.
+ *
+ * Signing is libcurl's own AWS SigV4 (CURLOPT_AWS_SIGV4); imgmod writes no
+ * signing code.  With the curl of Debian 12 (7.88) three rules matter:
+ * x-amz-content-sha256 must be sent by us (curl then signs it, and the
+ * server checks the body against it), no header-removal entries may be
+ * given, and the path is signed verbatim, which is safe because object keys
+ * only ever contain [a-z0-9/._-].
+ *
+ * A request that fails with 5xx, 408, 429, a timeout or a connection error
+ * is retried a few times here with jittered exponential backoff; anything
+ * still failing is reported to the caller (the render job records it and
+ * its own, longer backoff takes over).  A 4xx other than 408/429 is not
+ * retried: bad credentials or a missing bucket need an operator, and the
+ * message carries the server's error code so they know which.
+ */
+#include "imgmod.h"
+
+#include <curl/curl.h>
+
+#include "common/pg_prng.h"
+#include "miscadmin.h"
+#include "utils/memutils.h"
+
+#define S3_ERROR_BODY_MAX (16 * 1024)
+#define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+typedef struct s3_buffer
+{
+	char	   *data;			/* malloc'd: curl callbacks must not ereport */
+	size_t		len;
+	size_t		cap;
+	size_t		limit;
+	bool		overflow;
+} s3_buffer;
+
+typedef struct s3_result
+{
+	long		status;			/* HTTP status, 0 when no response */
+	CURLcode	curl_code;
+	char		curl_error[CURL_ERROR_SIZE];
+	s3_buffer	body;
+} s3_result;
+
+void
+imgmod_s3_global_init(void)
+{
+	/* Once, in the postmaster, before any process forks. */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static size_t
+collect_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	s3_buffer  *b = userdata;
+	size_t		n = size * nmemb;
+
+	if (b->len + n > b->limit)
+	{
+		b->overflow = true;
+		return 0;				/* makes curl fail with CURLE_WRITE_ERROR */
+	}
+	if (b->len + n > b->cap)
+	{
+		size_t		cap = Max(b->cap * 2, b->len + n + 8192);
+		char	   *nd = realloc(b->data, cap);
+
+		if (nd == NULL)
+			return 0;
+		b->data = nd;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, ptr, n);
+	b->len += n;
+	return n;
+}
+
+/* Abort a transfer promptly when the backend or worker is asked to stop. */
+static int
+interrupt_check(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
+				curl_off_t ultotal, curl_off_t ulnow)
+{
+	(void) clientp;
+	(void) dltotal;
+	(void) dlnow;
+	(void) ultotal;
+	(void) ulnow;
+	return (InterruptPending && (ProcDiePending || QueryCancelPending)) ? 1 : 0;
+}
+
+static void
+object_url(const imgmod_s3_target *t, const char *key, char *buf, size_t size)
+{
+	const char *endpoint = t->endpoint;
+	size_t		n = strlen(endpoint);
+
+	while (n > 0 && endpoint[n - 1] == '/')
+		n--;
+	if (t->virtual_host)
+	{
+		const char *host = strstr(endpoint, "://");
+		int			scheme_len = host ? (int) (host - endpoint) : 0;
+
+		host = host ? host + 3 : endpoint;
+		snprintf(buf, size, "%.*s%s%s.%.*s/%s", scheme_len, endpoint, scheme_len ? "://" : "",
+				 t->bucket, (int) (n - (host - endpoint)), host, key);
+	}
+	else
+		snprintf(buf, size, "%.*s/%s/%s", (int) n, endpoint, t->bucket, key);
+}
+
+static void
+perform_once(const imgmod_s3_target *t, const char *method, const char *key,
+			 const uint8_t *body, size_t len, const char *payload_sha256,
+			 const char *content_type, const char *cache_control,
+			 size_t body_limit, s3_result *r)
+{
+	CURL	   *c = curl_easy_init();
+	struct curl_slist *headers = NULL;
+	char		url[2048];
+	char		sigv4[128];
+	char		header[256];
+
+	memset(r, 0, sizeof(*r));
+	r->body.limit = body_limit;
+	if (c == NULL)
+	{
+		r->curl_code = CURLE_FAILED_INIT;
+		strlcpy(r->curl_error, "curl_easy_init failed", sizeof(r->curl_error));
+		return;
+	}
+	object_url(t, key, url, sizeof(url));
+	snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:s3", t->region && t->region[0] ? t->region : "us-east-1");
+
+	snprintf(header, sizeof(header), "x-amz-content-sha256: %s", payload_sha256);
+	headers = curl_slist_append(headers, header);
+	if (content_type)
+	{
+		snprintf(header, sizeof(header), "Content-Type: %s", content_type);
+		headers = curl_slist_append(headers, header);
+	}
+	if (cache_control)
+	{
+		snprintf(header, sizeof(header), "Cache-Control: %s", cache_control);
+		headers = curl_slist_append(headers, header);
+	}
+
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sigv4);
+	curl_easy_setopt(c, CURLOPT_USERNAME, t->access_key);
+	curl_easy_setopt(c, CURLOPT_PASSWORD, t->secret_key);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long) imgmod_s3_connect_timeout_ms);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long) imgmod_s3_timeout_ms);
+	curl_easy_setopt(c, CURLOPT_EXPECT_100_TIMEOUT_MS, 1000L);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, interrupt_check);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r->curl_error);
+	if (strcmp(method, "PUT") == 0)
+	{
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PUT");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *) body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) len);
+	}
+	else if (strcmp(method, "DELETE") == 0)
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
+
+	r->curl_code = curl_easy_perform(c);
+	if (r->curl_code == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_slist_free_all(headers);
+	curl_easy_cleanup(c);
+}
+
+static bool
+retryable(const s3_result *r)
+{
+	if (r->curl_code == CURLE_ABORTED_BY_CALLBACK)
+		return false;
+	if (r->curl_code != CURLE_OK)
+		return !(r->curl_code == CURLE_WRITE_ERROR && r->body.overflow);
+	return r->status >= 500 || r->status == 408 || r->status == 429;
+}
+
+/* "<Code>X</Code>" from an S3 XML error body, into buf. */
+static void
+xml_field(const s3_buffer *b, const char *tag, char *buf, size_t size)
+{
+	char		open[64];
+	char		close[64];
+	const char *start;
+	const char *end;
+	char	   *text;
+
+	buf[0] = '\0';
+	if (b->data == NULL || b->len == 0)
+		return;
+	text = pnstrdup(b->data, b->len);
+	snprintf(open, sizeof(open), "<%s>", tag);
+	snprintf(close, sizeof(close), "</%s>", tag);
+	start = strstr(text, open);
+	if (start && (end = strstr(start, close)) != NULL)
+	{
+		start += strlen(open);
+		snprintf(buf, size, "%.*s", (int) Min((size_t) (end - start), size - 1), start);
+	}
+	pfree(text);
+}
+
+static void
+describe_failure(const imgmod_s3_target *t, const char *method, const char *key,
+				 const s3_result *r, int attempts, char *errbuf, size_t errsize)
+{
+	if (r->curl_code != CURLE_OK)
+		snprintf(errbuf, errsize, "S3 %s %s/%s at %s failed after %d attempt(s): %s",
+				 method, t->bucket, key, t->endpoint, attempts,
+				 r->curl_error[0] ? r->curl_error : curl_easy_strerror(r->curl_code));
+	else
+	{
+		char		code[128];
+		char		message[256];
+
+		xml_field(&r->body, "Code", code, sizeof(code));
+		xml_field(&r->body, "Message", message, sizeof(message));
+		snprintf(errbuf, errsize, "S3 %s %s/%s at %s failed after %d attempt(s): HTTP %ld%s%s%s%s",
+				 method, t->bucket, key, t->endpoint, attempts, r->status,
+				 code[0] ? " " : "", code, message[0] ? ": " : "", message);
+	}
+}
+
+/*
+ * Run a request with the retry policy.  On success returns true and, for a
+ * GET, leaves the body in *r (the caller frees r->body.data).
+ */
+static bool
+s3_request(const imgmod_s3_target *t, imgmod_store store, imgmod_verb verb, const char *key,
+		   const uint8_t *body, size_t len, const char *content_type,
+		   const char *cache_control, size_t body_limit, s3_result *r,
+		   char *errbuf, size_t errsize)
+{
+	const char *method = imgmod_verb_name(verb);
+	char		payload_sha256[65];
+	int			attempt;
+	bool		ok = false;
+
+	if (!imgmod_key_is_safe(key))
+	{
+		snprintf(errbuf, errsize, "refusing unsafe object key \"%s\"", key);
+		return false;
+	}
+	if (t->bucket == NULL || t->bucket[0] == '\0')
+	{
+		snprintf(errbuf, errsize, "S3 endpoint %s is set for the %s store but its bucket is empty; set imgmod.%ss3_bucket",
+				 t->endpoint, imgmod_store_name(store), store == IMGMOD_STORE_HIRES ? "hires_" : "");
+		return false;
+	}
+	if (verb == IMGMOD_VERB_PUT)
+		imgmod_sha256_hex(body, len, payload_sha256);
+	else
+		strlcpy(payload_sha256, EMPTY_SHA256, sizeof(payload_sha256));
+
+	for (attempt = 1;; attempt++)
+	{
+		perform_once(t, method, key, body, len, payload_sha256, content_type, cache_control,
+					 body_limit, r);
+		ok = r->curl_code == CURLE_OK && r->status >= 200 && r->status < 300;
+		if (verb == IMGMOD_VERB_DELETE && r->curl_code == CURLE_OK && r->status == 404)
+			ok = true;			/* already gone */
+		if (ok || !retryable(r) || attempt > imgmod_s3_retries)
+			break;
+		free(r->body.data);
+		r->body.data = NULL;
+		/* jittered exponential backoff: 100 ms, 200 ms, 400 ms ... x [0.5, 1) */
+		pg_usleep((long) (100000.0 * (1 << (attempt - 1)) *
+						  (0.5 + 0.5 * pg_prng_double(&pg_global_prng_state))));
+		CHECK_FOR_INTERRUPTS();
+	}
+	imgmod_count_request(store, verb, ok, attempt - 1);
+	if (r->curl_code == CURLE_ABORTED_BY_CALLBACK)
+	{
+		free(r->body.data);
+		r->body.data = NULL;
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (!ok)
+	{
+		describe_failure(t, method, key, r, attempt, errbuf, errsize);
+		free(r->body.data);
+		r->body.data = NULL;
+	}
+	return ok;
+}
+
+bool
+imgmod_s3_put(const imgmod_s3_target *t, imgmod_store store, const char *key,
+			  const uint8_t *data, size_t len, const char *content_type,
+			  const char *cache_control, char *errbuf, size_t errsize)
+{
+	s3_result	r;
+	bool		ok;
+
+	ok = s3_request(t, store, IMGMOD_VERB_PUT, key, data, len, content_type, cache_control,
+					S3_ERROR_BODY_MAX, &r, errbuf, errsize);
+	free(r.body.data);
+	return ok;
+}
+
+bytea *
+imgmod_s3_get(const imgmod_s3_target *t, imgmod_store store, const char *key,
+			  char *errbuf, size_t errsize)
+{
+	s3_result	r;
+	bytea	   *result;
+
+	if (!s3_request(t, store, IMGMOD_VERB_GET, key, NULL, 0, NULL, NULL,
+					MaxAllocSize - VARHDRSZ, &r, errbuf, errsize))
+		return NULL;
+	result = palloc(VARHDRSZ + r.body.len);
+	SET_VARSIZE(result, VARHDRSZ + r.body.len);
+	if (r.body.len > 0)
+		memcpy(VARDATA(result), r.body.data, r.body.len);
+	free(r.body.data);
+	return result;
+}
+
+bool
+imgmod_s3_delete(const imgmod_s3_target *t, imgmod_store store, const char *key,
+				 char *errbuf, size_t errsize)
+{
+	s3_result	r;
+	bool		ok;
+
+	ok = s3_request(t, store, IMGMOD_VERB_DELETE, key, NULL, 0, NULL, NULL,
+					S3_ERROR_BODY_MAX, &r, errbuf, errsize);
+	free(r.body.data);
+	return ok;
+}
