@@ -41,9 +41,13 @@ typedef struct claimed_job
 	int64		image_id;
 	int32		version;
 	int32		attempt;
-	uint8_t    *source;			/* staged full-resolution JPEG */
+	bool		has_staged;		/* the version's row still holds the normalised master */
+	char	   *master_key;		/* compressed master, once stored */
+	uint8_t    *source;			/* the bytes rendered from */
 	size_t		source_len;
-	bool		source_is_staged;	/* false: re-render from the compressed master */
+	bool		source_is_staged;	/* full-resolution source (Redis or staged row);
+									 * false: re-render from the compressed master */
+	const char *source_origin;	/* redis, staged or store, for the log */
 	int			npresets;
 	preset_row *presets;
 } claimed_job;
@@ -124,45 +128,16 @@ claim_job(claimed_job *job, MemoryContext keep)
 							  1, types, values, NULL, false, 0) < 0)
 		elog(ERROR, "imgmod: could not mark image processing");
 
-	if (SPI_execute_with_args("SELECT staged, master_key FROM imgmod.image_versions "
+	/* Only where the source is; its bytes are read after this commits. */
+	if (SPI_execute_with_args("SELECT staged IS NOT NULL, master_key FROM imgmod.image_versions "
 							  "WHERE image_id = $1 AND version = $2",
 							  2, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "imgmod: image %lld version %d has no row in imgmod.image_versions",
 			 (long long) job->image_id, job->version);
-	{
-		Datum		staged = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-		old = MemoryContextSwitchTo(keep);
-		if (!isnull)
-		{
-			bytea	   *b = DatumGetByteaPP(staged);
-
-			job->source_len = VARSIZE_ANY_EXHDR(b);
-			job->source = palloc(job->source_len);
-			memcpy(job->source, VARDATA_ANY(b), job->source_len);
-			job->source_is_staged = true;
-		}
-		else
-		{
-			char	   *master_key;
-			char		errbuf[512];
-			bytea	   *b;
-
-			MemoryContextSwitchTo(old);
-			master_key = copy_text_column(0, 2);
-			MemoryContextSwitchTo(keep);
-			if (master_key == NULL)
-				elog(ERROR, "imgmod: image %lld version %d has neither staged bytes nor a stored master",
-					 (long long) job->image_id, job->version);
-			b = imgmod_store_get(IMGMOD_STORE_MAIN, master_key, errbuf, sizeof(errbuf));
-			if (b == NULL)
-				elog(ERROR, "imgmod: cannot re-render image %lld: %s", (long long) job->image_id, errbuf);
-			job->source_len = VARSIZE_ANY_EXHDR(b);
-			job->source = (uint8_t *) VARDATA_ANY(b);
-			job->source_is_staged = false;
-		}
-		MemoryContextSwitchTo(old);
-	}
+	job->has_staged = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	old = MemoryContextSwitchTo(keep);
+	job->master_key = copy_text_column(0, 2);
+	MemoryContextSwitchTo(old);
 
 	if (SPI_execute("SELECT name, width, height, fit, quality, allow_upscale FROM imgmod.presets ORDER BY name",
 					true, 0) != SPI_OK_SELECT)
@@ -193,6 +168,117 @@ claim_job(claimed_job *job, MemoryContext keep)
 	}
 	commit_tx();
 	return true;
+}
+
+/*
+ * The source, in the order that costs least: Redis (set by an earlier
+ * render of this version), the staged row, and only for a re-render after
+ * the staged bytes were cleared, the compressed master in the main store.
+ */
+static void
+load_source(claimed_job *job)
+{
+	char		key[256];
+	uint8_t    *cached;
+	size_t		len = 0;
+
+	imgmod_cache_key(key, sizeof(key), job->image_id, job->version, "source");
+	cached = imgmod_cache_get(key, &len);
+	if (cached != NULL)
+	{
+		job->source = palloc(len);
+		memcpy(job->source, cached, len);
+		free(cached);
+		job->source_len = len;
+		job->source_is_staged = true;
+		job->source_origin = "redis";
+		return;
+	}
+	if (job->has_staged)
+	{
+		Oid			types[2] = {INT8OID, INT4OID};
+		Datum		values[2];
+		bool		isnull;
+		MemoryContext keep = CurrentMemoryContext;
+
+		values[0] = Int64GetDatum(job->image_id);
+		values[1] = Int32GetDatum(job->version);
+		begin_tx("imgmod: reading the staged master");
+		if (SPI_execute_with_args("SELECT staged FROM imgmod.image_versions WHERE image_id = $1 AND version = $2",
+								  2, types, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		{
+			Datum		staged = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+			if (!isnull)
+			{
+				bytea	   *b = DatumGetByteaPP(staged);
+				MemoryContext old = MemoryContextSwitchTo(keep);
+
+				job->source_len = VARSIZE_ANY_EXHDR(b);
+				job->source = palloc(job->source_len);
+				memcpy(job->source, VARDATA_ANY(b), job->source_len);
+				MemoryContextSwitchTo(old);
+				job->source_is_staged = true;
+				job->source_origin = "staged";
+			}
+		}
+		commit_tx();
+		if (job->source != NULL)
+			return;
+	}
+	if (job->master_key == NULL)
+		elog(ERROR, "imgmod: image %lld version %d has neither staged bytes nor a stored master",
+			 (long long) job->image_id, job->version);
+	{
+		char		errbuf[1024];
+		bytea	   *b = imgmod_store_get(IMGMOD_STORE_MAIN, job->master_key, errbuf, sizeof(errbuf));
+
+		if (b == NULL)
+			elog(ERROR, "imgmod: cannot re-render image %lld: %s", (long long) job->image_id, errbuf);
+		job->source_len = VARSIZE_ANY_EXHDR(b);
+		job->source = (uint8_t *) VARDATA_ANY(b);
+		job->source_is_staged = false;
+		job->source_origin = "store";
+	}
+}
+
+/*
+ * Warm Redis with the normalised source (for later re-renders) and every
+ * variant (for the origin), all under version-bearing keys.
+ */
+static void
+warm_cache(claimed_job *job, img_variant_result *results, int first_preset)
+{
+	int			n = 0;
+	const char **keys;
+	const uint8_t **values;
+	size_t	   *lens;
+
+	if (!imgmod_cache_enabled())
+		return;
+	keys = palloc(sizeof(char *) * (job->npresets + 1));
+	values = palloc(sizeof(uint8_t *) * (job->npresets + 1));
+	lens = palloc(sizeof(size_t) * (job->npresets + 1));
+	if (job->source_is_staged)
+	{
+		char	   *k = palloc(256);
+
+		imgmod_cache_key(k, 256, job->image_id, job->version, "source");
+		keys[n] = k;
+		values[n] = job->source;
+		lens[n++] = job->source_len;
+	}
+	for (int i = 0; i < job->npresets; i++)
+	{
+		char	   *k = palloc(256);
+
+		imgmod_cache_key(k, 256, job->image_id, job->version, job->presets[i].name);
+		keys[n] = k;
+		values[n] = results[first_preset + i].jpeg.data;
+		lens[n++] = results[first_preset + i].jpeg.len;
+	}
+	pgstat_report_activity(STATE_RUNNING, "imgmod: warming redis");
+	(void) imgmod_cache_put_many(n, keys, values, lens);
 }
 
 /*
@@ -278,6 +364,7 @@ render_and_store(claimed_job *job, stored_object *hires, stored_object *master,
 		variants[i].width = r->width;
 		variants[i].height = r->height;
 	}
+	warm_cache(job, results, first_preset);
 	img_variant_results_free(results, (size_t) nspecs);
 }
 
@@ -448,6 +535,7 @@ imgmod_run_one_job(void)
 
 	PG_TRY();
 	{
+		load_source(&job);
 		render_and_store(&job, &hires, &master, variants);
 		register_result(&job, &hires, &master, variants);
 	}

@@ -414,6 +414,17 @@ CREATE VIEW imgmod.stats AS
 SELECT store, backend, verb, requests, failures, retries FROM imgmod.store_counters();
 COMMENT ON VIEW imgmod.stats IS 'Object-store requests by store and verb since server start: rendering issues PUTs only (one per object); GETs come from imgmod.fetch() and re-renders of purged versions.';
 
+CREATE FUNCTION imgmod.cache_counters(OUT counter text, OUT total bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'imgmod_cache_counters'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION imgmod.cache_counters() IS
+  'Redis operations since server start: keys written, hits, misses, and writes/reads skipped because Redis was down or slow.';
+
+CREATE VIEW imgmod.cache_stats AS
+SELECT counter, total FROM imgmod.cache_counters();
+COMMENT ON VIEW imgmod.cache_stats IS 'Redis cache activity since server start; skipped_* count operations dropped while Redis was unavailable (the pipeline carries on without it).';
+
 CREATE VIEW imgmod.rejection_stats AS
 SELECT * FROM imgmod.rejection_counters();
 COMMENT ON VIEW imgmod.rejection_stats IS 'Rejections by reason since server start, counted in shared memory (visible even when audit rows could not be queued).';

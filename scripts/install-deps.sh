@@ -10,7 +10,7 @@ PACKAGES=(
   libjpeg62-turbo-dev libturbojpeg0-dev libpng-dev libgif-dev libwebp-dev
   libheif-dev libtiff-dev libexif-dev liblcms2-dev zlib1g-dev
   # object storage, cache, status
-  libcurl4-openssl-dev
+  libcurl4-openssl-dev libhiredis-dev librdkafka-dev
   # tests
   libipc-run-perl valgrind libjpeg-turbo-progs
 )

@@ -43,6 +43,9 @@ extern bool imgmod_s3_virtual_host;
 extern int	imgmod_s3_connect_timeout_ms;
 extern int	imgmod_s3_timeout_ms;
 extern int	imgmod_s3_retries;
+extern char *imgmod_redis_url;
+extern int	imgmod_redis_ttl_s;
+extern int	imgmod_redis_timeout_ms;
 
 typedef enum imgmod_mismatch
 {
@@ -180,5 +183,26 @@ bool		imgmod_s3_delete(const imgmod_s3_target *t, imgmod_store store, const char
 
 /* Request accounting (shared_state.c), read by imgmod.stats. */
 void		imgmod_count_request(imgmod_store store, imgmod_verb verb, bool ok, int retries);
+
+/* ----------------------------------------------------------------- cache */
+
+typedef enum imgmod_cache_counter
+{
+	IMGMOD_CACHE_WRITE = 0,		/* keys stored */
+	IMGMOD_CACHE_HIT,
+	IMGMOD_CACHE_MISS,
+	IMGMOD_CACHE_SKIPPED_WRITE, /* Redis down or slow: write skipped */
+	IMGMOD_CACHE_SKIPPED_READ,	/* Redis down or slow: read skipped */
+	IMGMOD_CACHE_COUNTER_COUNT
+} imgmod_cache_counter;
+
+bool		imgmod_cache_enabled(void);
+/* imgmod:{image}:v{version}:{what} */
+void		imgmod_cache_key(char *buf, size_t size, int64 image_id, int version, const char *what);
+int			imgmod_cache_put_many(int n, const char *const *keys, const uint8_t *const *values,
+								  const size_t *lens);
+uint8_t    *imgmod_cache_get(const char *key, size_t *len);
+int			imgmod_cache_delete_many(int n, const char *const *keys);
+void		imgmod_count_cache(imgmod_cache_counter counter, int n);
 
 #endif							/* IMGMOD_H */

@@ -8,6 +8,7 @@
 #include "imgmod.h"
 
 #include <ctype.h>
+#include <limits.h>
 
 #include "utils/guc.h"
 
@@ -43,6 +44,9 @@ bool		imgmod_s3_virtual_host = false;
 int			imgmod_s3_connect_timeout_ms = 5000;
 int			imgmod_s3_timeout_ms = 60000;
 int			imgmod_s3_retries = 3;
+char	   *imgmod_redis_url = NULL;
+int			imgmod_redis_ttl_s = 86400;
+int			imgmod_redis_timeout_ms = 500;
 
 static const struct config_enum_entry mismatch_options[] = {
 	{"warn", IMGMOD_MISMATCH_WARN, false},
@@ -233,6 +237,18 @@ imgmod_define_settings(void)
 							"Immediate retries (jittered, exponential) of an S3 request that failed with 5xx, 408, 429, a timeout or a connection error; after them the job's own backoff takes over.",
 							NULL, &imgmod_s3_retries, 3, 0, 10,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("imgmod.redis_url",
+							   "Redis cache as redis://[:password@]host[:port][/db]; empty means no Redis.",
+							   NULL, &imgmod_redis_url, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomIntVariable("imgmod.redis_ttl",
+							"How long cached sources and variants live in Redis.",
+							NULL, &imgmod_redis_ttl_s, 86400, 1, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("imgmod.redis_timeout",
+							"Time allowed for connecting to Redis and for each Redis command; past it the cache is skipped.",
+							NULL, &imgmod_redis_timeout_ms, 500, 10, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("imgmod");
 }

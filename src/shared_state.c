@@ -65,6 +65,8 @@ imgmod_shmem_startup(void)
 		for (int i = 0; i < IMG_STATUS_COUNT; i++)
 			pg_atomic_init_u64(&imgmod_state->rejections_by_status[i], 0);
 		pg_atomic_init_u64(&imgmod_state->audit_dropped, 0);
+		for (int i = 0; i < IMGMOD_CACHE_COUNTER_COUNT; i++)
+			pg_atomic_init_u64(&imgmod_state->cache[i], 0);
 		for (int st = 0; st < IMGMOD_STORE_COUNT; st++)
 			for (int v = 0; v < IMGMOD_VERB_COUNT; v++)
 			{
@@ -195,4 +197,12 @@ imgmod_count_request(imgmod_store store, imgmod_verb verb, bool ok, int retries)
 		pg_atomic_fetch_add_u64(&imgmod_state->request_retries[store][verb], retries);
 	if (!ok)
 		pg_atomic_fetch_add_u64(&imgmod_state->request_failures[store][verb], 1);
+}
+
+void
+imgmod_count_cache(imgmod_cache_counter counter, int n)
+{
+	if (imgmod_state == NULL || counter >= IMGMOD_CACHE_COUNTER_COUNT || n <= 0)
+		return;
+	pg_atomic_fetch_add_u64(&imgmod_state->cache[counter], (uint64) n);
 }

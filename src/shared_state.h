@@ -52,6 +52,9 @@ typedef struct imgmod_shared
 	pg_atomic_uint64 requests[IMGMOD_STORE_COUNT][IMGMOD_VERB_COUNT];
 	pg_atomic_uint64 request_failures[IMGMOD_STORE_COUNT][IMGMOD_VERB_COUNT];
 	pg_atomic_uint64 request_retries[IMGMOD_STORE_COUNT][IMGMOD_VERB_COUNT];
+
+	/* Redis cache operations (imgmod.cache_stats) */
+	pg_atomic_uint64 cache[IMGMOD_CACHE_COUNTER_COUNT];
 } imgmod_shared;
 
 extern imgmod_shared *imgmod_state;

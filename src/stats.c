@@ -38,3 +38,29 @@ imgmod_store_counters(PG_FUNCTION_ARGS)
 	}
 	return (Datum) 0;
 }
+
+PG_FUNCTION_INFO_V1(imgmod_cache_counters);
+Datum
+imgmod_cache_counters(PG_FUNCTION_ARGS)
+{
+	static const char *const names[IMGMOD_CACHE_COUNTER_COUNT] = {
+		[IMGMOD_CACHE_WRITE] = "written",
+		[IMGMOD_CACHE_HIT] = "hit",
+		[IMGMOD_CACHE_MISS] = "miss",
+		[IMGMOD_CACHE_SKIPPED_WRITE] = "skipped_write",
+		[IMGMOD_CACHE_SKIPPED_READ] = "skipped_read",
+	};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; i < IMGMOD_CACHE_COUNTER_COUNT; i++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		values[0] = CStringGetTextDatum(names[i]);
+		values[1] = Int64GetDatum(imgmod_state ? (int64) pg_atomic_read_u64(&imgmod_state->cache[i]) : 0);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
