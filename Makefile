@@ -19,14 +19,14 @@ OBJS = \
 	src/module.o src/settings.o src/errors.o src/shared_state.o src/audit.o \
 	src/core_memory.o src/hashing.o src/storage.o src/storage_local.o src/storage_s3.o src/stats.o src/cache_redis.o \
 	src/upload.o src/inspect.o src/fetch.o \
-	bgworker/worker.o bgworker/render_job.o \
+	bgworker/worker.o bgworker/render_job.o bgworker/publisher.o \
 	$(patsubst %.c,$(IMGCORE_DIR)/%.o,$(IMGCORE_SRCS))
 
 # PostgreSQL's own headers are included as system headers so that
 # -Wextra judges imgmod's code, not the server's inline functions.
-PG_CPPFLAGS = -Isrc -I$(IMGCORE_DIR) $(IMGCORE_CFLAGS) $(shell pkg-config --cflags libcurl hiredis) -isystem $(shell $(PG_CONFIG) --includedir-server)
+PG_CPPFLAGS = -Isrc -I$(IMGCORE_DIR) $(IMGCORE_CFLAGS) $(shell pkg-config --cflags libcurl hiredis rdkafka) -isystem $(shell $(PG_CONFIG) --includedir-server)
 PG_CFLAGS = -Wall -Wextra -Werror
-SHLIB_LINK = $(IMGCORE_LIBS) $(shell pkg-config --libs libcurl hiredis)
+SHLIB_LINK = $(IMGCORE_LIBS) $(shell pkg-config --libs libcurl hiredis rdkafka) -lpthread
 
 REGRESS = upload inspect rejections presets render
 REGRESS_OPTS = --use-existing

@@ -46,6 +46,10 @@ extern int	imgmod_s3_retries;
 extern char *imgmod_redis_url;
 extern int	imgmod_redis_ttl_s;
 extern int	imgmod_redis_timeout_ms;
+extern char *imgmod_kafka_brokers;
+extern char *imgmod_kafka_status_topic;
+extern char *imgmod_kafka_retry_topic;
+extern int	imgmod_outbox_retention_s;
 
 typedef enum imgmod_mismatch
 {
@@ -71,6 +75,8 @@ void		imgmod_worker_attach(int slot);
 void		imgmod_worker_detach(int slot);
 /* Set every attached worker's latch; returns how many. */
 int			imgmod_wake_all_workers(void);
+/* The publisher announces itself too; it is woken with the workers. */
+void		imgmod_publisher_attach(void);
 /* Workers currently attached. */
 int			imgmod_attached_worker_count(void);
 /* Wake workers when the current transaction commits (never on abort). */

@@ -12,6 +12,22 @@ PG_MODULE_MAGIC;
 void		_PG_init(void);
 
 static void
+register_publisher(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 1;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "imgmod");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "imgmod_publisher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "imgmod publisher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "imgmod publisher");
+	RegisterBackgroundWorker(&worker);
+}
+
+static void
 register_workers(void)
 {
 	for (int i = 0; i < imgmod_worker_count; i++)
@@ -43,4 +59,5 @@ _PG_init(void)
 		return;
 	imgmod_request_shmem();
 	register_workers();
+	register_publisher();
 }

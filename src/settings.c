@@ -47,6 +47,10 @@ int			imgmod_s3_retries = 3;
 char	   *imgmod_redis_url = NULL;
 int			imgmod_redis_ttl_s = 86400;
 int			imgmod_redis_timeout_ms = 500;
+char	   *imgmod_kafka_brokers = NULL;
+char	   *imgmod_kafka_status_topic = NULL;
+char	   *imgmod_kafka_retry_topic = NULL;
+int			imgmod_outbox_retention_s = 86400;
 
 static const struct config_enum_entry mismatch_options[] = {
 	{"warn", IMGMOD_MISMATCH_WARN, false},
@@ -249,6 +253,20 @@ imgmod_define_settings(void)
 							"Time allowed for connecting to Redis and for each Redis command; past it the cache is skipped.",
 							NULL, &imgmod_redis_timeout_ms, 500, 10, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("imgmod.kafka_brokers",
+							   "Kafka bootstrap servers (host:port,...) for status events and retry requests; empty means no Kafka (status still goes to imgmod.events and NOTIFY).",
+							   NULL, &imgmod_kafka_brokers, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("imgmod.kafka_status_topic",
+							   "Kafka topic that receives every status event, keyed by image id.",
+							   NULL, &imgmod_kafka_status_topic, "imgmod.status", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("imgmod.kafka_retry_topic",
+							   "Kafka topic read for retry requests (a message naming an image id re-queues its failed work).",
+							   NULL, &imgmod_kafka_retry_topic, "imgmod.retry", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("imgmod.outbox_retention",
+							"How long status events stay in imgmod.events after publication (or at all, without Kafka).",
+							NULL, &imgmod_outbox_retention_s, 86400, 1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("imgmod");
 }

@@ -62,6 +62,7 @@ imgmod_shmem_startup(void)
 		imgmod_state->lock = &(GetNamedLWLockTranche("imgmod"))->lock;
 		for (int i = 0; i < IMGMOD_MAX_WORKERS; i++)
 			imgmod_state->workers[i].pgprocno = -1;
+		imgmod_state->publisher.pgprocno = -1;
 		for (int i = 0; i < IMG_STATUS_COUNT; i++)
 			pg_atomic_init_u64(&imgmod_state->rejections_by_status[i], 0);
 		pg_atomic_init_u64(&imgmod_state->audit_dropped, 0);
@@ -130,8 +131,20 @@ imgmod_wake_all_workers(void)
 			woken++;
 		}
 	}
+	if (imgmod_state->publisher.pid != 0 && imgmod_state->publisher.pgprocno >= 0)
+		SetLatch(&GetPGProcByNumber(imgmod_state->publisher.pgprocno)->procLatch);
 	LWLockRelease(imgmod_state->lock);
 	return woken;
+}
+
+void
+imgmod_publisher_attach(void)
+{
+	require_shared_state();
+	LWLockAcquire(imgmod_state->lock, LW_EXCLUSIVE);
+	imgmod_state->publisher.pid = MyProcPid;
+	imgmod_state->publisher.pgprocno = MyProc->pgprocno;
+	LWLockRelease(imgmod_state->lock);
 }
 
 static bool wake_registered = false;

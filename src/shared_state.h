@@ -40,6 +40,7 @@ typedef struct imgmod_shared
 {
 	LWLock	   *lock;
 	imgmod_worker_slot workers[IMGMOD_MAX_WORKERS];
+	imgmod_worker_slot publisher;
 
 	/* ring buffer: head is the oldest entry, count how many follow it */
 	int			audit_head;

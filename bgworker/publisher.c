@@ -1,0 +1,477 @@
+/*
+ * publisher.c — the "imgmod publisher" background worker: the outbox's
+ * other end.
+ *
+ * Status events are written to imgmod.events in the same transaction as
+ * the change they describe (and sent on NOTIFY imgmod_status at commit).
+ * With imgmod.kafka_brokers set, this worker sends them to the status topic
+ * with librdkafka's idempotent producer (acks=all), keyed by image id so one
+ * image's events stay ordered.  An event counts as published only when the
+ * broker acknowledged it (delivery report); anything not acknowledged stays
+ * unpublished and is sent again later, so consumers de-duplicate on
+ * event_id.  The same worker consumes retry requests from the retry topic
+ * and calls imgmod.retry() for the image each names.  Published events are
+ * trimmed after imgmod.outbox_retention; with no Kafka configured, NOTIFY is
+ * the only delivery and events are trimmed after the same retention.
+ *
+ * librdkafka runs its own threads; they never touch PostgreSQL: delivery
+ * reports are served by rd_kafka_poll() on this process's main thread, and
+ * signals are blocked while librdkafka creates its threads so that
+ * PostgreSQL's handlers only ever run on the main thread.
+ */
+#include "imgmod.h"
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+PGDLLEXPORT void imgmod_publisher_main(Datum main_arg);
+
+#define PUBLISH_BATCH 500
+
+static rd_kafka_t *producer = NULL;
+static rd_kafka_t *consumer = NULL;
+static char *connected_brokers = NULL;
+static char *connected_retry_topic = NULL;
+
+/* Event ids acknowledged by the broker since the last UPDATE. */
+static int64 *acked = NULL;
+static int	nacked = 0;
+static int	acked_cap = 0;
+static int	failed_deliveries = 0;
+static char last_delivery_error[256];
+
+static void
+delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+	(void) rk;
+	(void) opaque;
+	/* Runs inside rd_kafka_poll() on the main thread: no PostgreSQL calls. */
+	if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		if (nacked < acked_cap)
+			acked[nacked++] = (int64) (intptr_t) msg->_private;
+	}
+	else
+	{
+		failed_deliveries++;
+		snprintf(last_delivery_error, sizeof(last_delivery_error), "%s",
+				 rd_kafka_err2str(msg->err));
+	}
+}
+
+static rd_kafka_t *
+make_client(rd_kafka_type_t type, const char *brokers)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char		errstr[512];
+	rd_kafka_t *rk;
+	sigset_t	all;
+	sigset_t	saved;
+
+#define SET(k, v) \
+	if (rd_kafka_conf_set(conf, k, v, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) \
+	{ \
+		rd_kafka_conf_destroy(conf); \
+		ereport(WARNING, (errmsg("imgmod publisher: Kafka setting %s: %s", k, errstr))); \
+		return NULL; \
+	}
+	SET("bootstrap.servers", brokers);
+	SET("client.id", "imgmod");
+	SET("socket.timeout.ms", "10000");
+	SET("reconnect.backoff.ms", "100");
+	SET("reconnect.backoff.max.ms", "5000");
+	if (type == RD_KAFKA_PRODUCER)
+	{
+		SET("enable.idempotence", "true");
+		SET("acks", "all");
+		SET("linger.ms", "5");
+		/* Give up on a message after 30 s; it stays unpublished and is sent again. */
+		SET("message.timeout.ms", "30000");
+		rd_kafka_conf_set_dr_msg_cb(conf, delivery_report);
+	}
+	else
+	{
+		SET("group.id", "imgmod-retry");
+		SET("auto.offset.reset", "earliest");
+		SET("enable.auto.commit", "true");
+	}
+#undef SET
+
+	/* librdkafka's threads inherit this mask: keep every signal off them. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &saved);
+	rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	if (rk == NULL)
+	{
+		ereport(WARNING, (errmsg("imgmod publisher: cannot create a Kafka client: %s", errstr)));
+		return NULL;
+	}
+	return rk;
+}
+
+static void
+disconnect(void)
+{
+	if (producer)
+	{
+		rd_kafka_flush(producer, 2000);
+		rd_kafka_destroy(producer);
+		producer = NULL;
+	}
+	if (consumer)
+	{
+		rd_kafka_consumer_close(consumer);
+		rd_kafka_destroy(consumer);
+		consumer = NULL;
+	}
+	if (connected_brokers)
+		pfree(connected_brokers);
+	if (connected_retry_topic)
+		pfree(connected_retry_topic);
+	connected_brokers = NULL;
+	connected_retry_topic = NULL;
+}
+
+static void
+on_exit_disconnect(int code, Datum arg)
+{
+	(void) code;
+	(void) arg;
+	disconnect();
+}
+
+/* (Re)connect when the settings changed; true when Kafka is in use. */
+static bool
+ensure_clients(void)
+{
+	bool		wanted = imgmod_kafka_brokers != NULL && imgmod_kafka_brokers[0] != '\0';
+
+	if (connected_brokers &&
+		(!wanted || strcmp(connected_brokers, imgmod_kafka_brokers) != 0 ||
+		 strcmp(connected_retry_topic, imgmod_kafka_retry_topic) != 0))
+		disconnect();
+	if (!wanted)
+		return false;
+	if (producer != NULL)
+		return true;
+
+	producer = make_client(RD_KAFKA_PRODUCER, imgmod_kafka_brokers);
+	if (producer == NULL)
+		return false;
+	consumer = make_client(RD_KAFKA_CONSUMER, imgmod_kafka_brokers);
+	if (consumer != NULL)
+	{
+		rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+
+		rd_kafka_poll_set_consumer(consumer);
+		rd_kafka_topic_partition_list_add(topics, imgmod_kafka_retry_topic, RD_KAFKA_PARTITION_UA);
+		if (rd_kafka_subscribe(consumer, topics) != RD_KAFKA_RESP_ERR_NO_ERROR)
+			ereport(WARNING, (errmsg("imgmod publisher: cannot subscribe to %s", imgmod_kafka_retry_topic)));
+		rd_kafka_topic_partition_list_destroy(topics);
+	}
+	connected_brokers = MemoryContextStrdup(TopMemoryContext, imgmod_kafka_brokers);
+	connected_retry_topic = MemoryContextStrdup(TopMemoryContext, imgmod_kafka_retry_topic);
+	elog(LOG, "imgmod publisher: sending status events to Kafka topic \"%s\" at %s, retry requests from \"%s\"",
+		 imgmod_kafka_status_topic, imgmod_kafka_brokers, imgmod_kafka_retry_topic);
+	return true;
+}
+
+static void
+begin_tx(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+static void
+commit_tx(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+static void
+mark_published(void)
+{
+	Datum	   *ids;
+	ArrayType  *arr;
+	Oid			types[1] = {INT8ARRAYOID};
+	Datum		values[1];
+
+	if (nacked == 0)
+		return;
+	begin_tx();
+	ids = palloc(sizeof(Datum) * nacked);
+	for (int i = 0; i < nacked; i++)
+		ids[i] = Int64GetDatum(acked[i]);
+	arr = construct_array(ids, nacked, INT8OID, 8, true, TYPALIGN_DOUBLE);
+	values[0] = PointerGetDatum(arr);
+	if (SPI_execute_with_args("UPDATE imgmod.events SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL",
+							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "imgmod publisher: could not mark events published");
+	commit_tx();
+	nacked = 0;
+}
+
+/*
+ * Send the oldest unpublished events and wait (bounded) for their delivery
+ * reports.  Returns true when a full batch went out, so the caller loops.
+ */
+static bool
+publish_batch(void)
+{
+	uint64		n;
+	int			produced = 0;
+	MemoryContext loop = CurrentMemoryContext;
+	int64	   *ids;
+	int64	   *keys;
+	char	  **payloads;
+
+	/* Still delivering the previous batch (broker down): do not resend it yet. */
+	if (rd_kafka_outq_len(producer) > 0)
+	{
+		rd_kafka_poll(producer, 100);
+		mark_published();
+		return false;
+	}
+
+	begin_tx();
+	if (SPI_execute("SELECT id, image_id, payload::text FROM imgmod.events "
+					"WHERE published_at IS NULL ORDER BY id LIMIT " CppAsString2(PUBLISH_BATCH),
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "imgmod publisher: could not read the outbox");
+	n = SPI_processed;
+	ids = MemoryContextAlloc(loop, sizeof(int64) * (n + 1));
+	keys = MemoryContextAlloc(loop, sizeof(int64) * (n + 1));
+	payloads = MemoryContextAlloc(loop, sizeof(char *) * (n + 1));
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		char	   *p;
+
+		ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		keys[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		p = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
+		payloads[i] = MemoryContextStrdup(loop, p);
+	}
+	commit_tx();
+	if (n == 0)
+		return false;
+
+	if (acked_cap < (int) n)
+	{
+		acked = acked ? repalloc(acked, sizeof(int64) * n) : MemoryContextAlloc(TopMemoryContext, sizeof(int64) * n);
+		acked_cap = (int) n;
+	}
+	failed_deliveries = 0;
+	for (uint64 i = 0; i < n; i++)
+	{
+		char		key[32];
+		rd_kafka_resp_err_t err;
+
+		snprintf(key, sizeof(key), "%lld", (long long) keys[i]);
+		err = rd_kafka_producev(producer,
+								RD_KAFKA_V_TOPIC(imgmod_kafka_status_topic),
+								RD_KAFKA_V_KEY(key, strlen(key)),
+								RD_KAFKA_V_VALUE(payloads[i], strlen(payloads[i])),
+								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+								RD_KAFKA_V_OPAQUE((void *) (intptr_t) ids[i]),
+								RD_KAFKA_V_END);
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			/* Local queue full or similar: stop here, the rest waits for the next round. */
+			break;
+		}
+		produced++;
+	}
+	/* Wait a bounded time for acknowledgements, staying responsive. */
+	for (int waited = 0; waited < 100 && rd_kafka_outq_len(producer) > 0; waited++)
+	{
+		rd_kafka_poll(producer, 50);
+		CHECK_FOR_INTERRUPTS();
+	}
+	rd_kafka_poll(producer, 0);
+	if (failed_deliveries > 0)
+		elog(LOG, "imgmod publisher: %d event(s) not acknowledged (%s); they will be sent again",
+			 failed_deliveries, last_delivery_error);
+	mark_published();
+	return produced == PUBLISH_BATCH;
+}
+
+/* Retry requests: a message naming an image id ("42" or {"image_id": 42}). */
+static bool
+consume_retry_requests(void)
+{
+	volatile bool any = false;
+
+	for (int i = 0; i < 100; i++)
+	{
+		rd_kafka_message_t *msg = rd_kafka_consumer_poll(consumer, 0);
+		char		text[128];
+		const char *digits;
+		int64		image_id;
+
+		if (msg == NULL)
+			break;
+		if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR || msg->len == 0 || msg->len >= sizeof(text))
+		{
+			rd_kafka_message_destroy(msg);
+			continue;
+		}
+		memcpy(text, msg->payload, msg->len);
+		text[msg->len] = '\0';
+		rd_kafka_message_destroy(msg);
+		digits = strpbrk(text, "0123456789");
+		if (digits == NULL)
+		{
+			elog(LOG, "imgmod publisher: ignoring retry request without an image id: %s", text);
+			continue;
+		}
+		image_id = strtoll(digits, NULL, 10);
+		PG_TRY();
+		{
+			Oid			types[1] = {INT8OID};
+			Datum		values[1] = {Int64GetDatum(image_id)};
+
+			begin_tx();
+			if (SPI_execute_with_args("SELECT imgmod.retry(id) FROM imgmod.images WHERE id = $1",
+									  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "imgmod publisher: retry of image %lld failed", (long long) image_id);
+			if (SPI_processed == 0)
+				elog(LOG, "imgmod publisher: retry request for unknown image %lld ignored", (long long) image_id);
+			commit_tx();
+			any = true;
+		}
+		PG_CATCH();
+		{
+			EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+		}
+		PG_END_TRY();
+	}
+	return any;
+}
+
+static void
+trim_outbox(void)
+{
+	Oid			types[2] = {INT4OID, BOOLOID};
+	Datum		values[2];
+
+	begin_tx();
+	values[0] = Int32GetDatum(imgmod_outbox_retention_s);
+	values[1] = BoolGetDatum(producer != NULL);
+	if (SPI_execute_with_args("DELETE FROM imgmod.events WHERE created_at < now() - make_interval(secs => $1) "
+							  "AND (published_at IS NOT NULL OR NOT $2)",
+							  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "imgmod publisher: could not trim the outbox");
+	commit_tx();
+}
+
+static bool
+extension_installed(void)
+{
+	bool		installed;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	installed = OidIsValid(get_extension_oid("imgmod", true));
+	CommitTransactionCommand();
+	return installed;
+}
+
+void
+imgmod_publisher_main(Datum main_arg)
+{
+	MemoryContext loop_context;
+	volatile TimestampTz last_trim = 0;
+
+	(void) main_arg;
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(imgmod_database, NULL, 0);
+	on_proc_exit(on_exit_disconnect, (Datum) 0);
+	imgmod_publisher_attach();
+
+	loop_context = AllocSetContextCreate(TopMemoryContext, "imgmod publisher loop",
+										 ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		volatile bool busy = false;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		MemoryContextSwitchTo(loop_context);
+		PG_TRY();
+		{
+			if (extension_installed())
+			{
+				bool		kafka = ensure_clients();
+				TimestampTz now = GetCurrentTimestamp();
+
+				pgstat_report_activity(STATE_RUNNING, "imgmod: publishing");
+				if (kafka)
+				{
+					busy = publish_batch();
+					if (consumer)
+						busy |= consume_retry_requests();
+				}
+				if (TimestampDifferenceExceeds(last_trim, now, 60 * 1000))
+				{
+					last_trim = now;
+					trim_outbox();
+				}
+				pgstat_report_activity(STATE_IDLE, NULL);
+			}
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(loop_context);
+			EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			busy = false;
+		}
+		PG_END_TRY();
+		MemoryContextReset(loop_context);
+		pgstat_report_stat(true);
+
+		if (!busy)
+		{
+			/* Woken by committing status changes; poll Kafka at least this often. */
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 producer ? 100 : imgmod_poll_interval_ms, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			if (producer)
+				rd_kafka_poll(producer, 0);
+		}
+	}
+}
