@@ -38,6 +38,10 @@ override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS tracks no header dependencies: rebuild everything when a header changes
+# (a stale object with an old shared-memory layout is a silent corruption).
+$(OBJS): $(wildcard src/*.h bgworker/*.h $(IMGCORE_DIR)/*.h)
+
 .PHONY: unit valgrind
 unit:
 	$(MAKE) -C test/unit check
