@@ -175,13 +175,27 @@ sniff_text(const uint8_t *data, size_t len)
 	if (starts_with(data + i, len - i, "#!", 2))
 		return IMG_FORMAT_SCRIPT;
 
+	/* Text: at least 95 % printable ASCII or well-formed UTF-8 sequences. */
 	window = len < 4096 ? len : 4096;
 	for (size_t k = 0; k < window; k++)
 	{
 		uint8_t		c = data[k];
+		size_t		follow = (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : 0;
 
-		if (c == '\t' || c == '\n' || c == '\r' || (c >= 0x20 && c != 0x7f) )
+		if (c == '\t' || c == '\n' || c == '\r' || (c >= 0x20 && c < 0x7f))
 			printable++;
+		else if (follow > 0 && k + follow < window)
+		{
+			size_t		j;
+
+			for (j = 1; j <= follow && (data[k + j] & 0xC0) == 0x80; j++)
+				;
+			if (j > follow)
+			{
+				printable += follow + 1;
+				k += follow;
+			}
+		}
 	}
 	if (window > 0 && printable * 100 >= window * 95)
 		return IMG_FORMAT_TEXT;
@@ -318,7 +332,7 @@ img_format_from_mime(const char *content_type)
 
 	if (content_type == NULL)
 		return IMG_FORMAT_UNKNOWN;
-	while (*content_type == ' ')
+	while (*content_type == ' ' || *content_type == '\t')
 		content_type++;
 	/* ignore parameters such as "; charset=binary" */
 	n = strcspn(content_type, "; \t");

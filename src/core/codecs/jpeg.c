@@ -71,6 +71,45 @@ skip_entropy(const uint8_t *data, size_t len, size_t pos)
 	return len;
 }
 
+/*
+ * Name the embedded profile (normalise keeps the coefficients of sRGB
+ * JPEGs, so it needs to know).  Profiles split over several APP2 chunks are
+ * reassembled first; an incomplete set is left unnamed.
+ */
+static void
+describe_icc_chunks(const uint8_t *const *chunk, const size_t *chunk_len, int declared,
+					img_info *info)
+{
+	size_t		total = 0;
+	uint8_t    *whole;
+
+	if (declared < 1)
+		return;
+	if (declared == 1)
+	{
+		if (chunk[1] != NULL)
+			img_icc_describe(chunk[1], chunk_len[1], info);
+		return;
+	}
+	for (int i = 1; i <= declared; i++)
+	{
+		if (chunk[i] == NULL)
+			return;
+		total += chunk_len[i];
+	}
+	whole = img_alloc(total);
+	if (whole == NULL)
+		return;
+	total = 0;
+	for (int i = 1; i <= declared; i++)
+	{
+		memcpy(whole + total, chunk[i], chunk_len[i]);
+		total += chunk_len[i];
+	}
+	img_icc_describe(whole, total, info);
+	img_free(whole);
+}
+
 static img_status
 jpeg_probe(const uint8_t *data, size_t len, const img_limits *limits,
 		   img_info *info, img_error *err)
@@ -82,6 +121,10 @@ jpeg_probe(const uint8_t *data, size_t len, const img_limits *limits,
 	int			components = 0;
 	bool		jfif = false;
 	uint8_t		comp_ids[4] = {0};
+	/* ICC_PROFILE chunks by sequence number (1..255), to name the profile */
+	const uint8_t *icc_chunk[256] = {0};
+	size_t		icc_chunk_len[256] = {0};
+	int			icc_chunks_declared = 0;
 
 	if (len < 4 || data[0] != 0xFF || data[1] != M_SOI)
 		return img_fail(err, IMG_ERR_CORRUPT, "jpeg does not start with an SOI marker");
@@ -181,9 +224,13 @@ jpeg_probe(const uint8_t *data, size_t len, const img_limits *limits,
 		{
 			info->has_icc = true;
 			info->icc_bytes += seglen - 14;
-			/* A one-chunk profile can be named now; normalise uses the name. */
-			if (seg[12] == 1 && seg[13] == 1)
-				img_icc_describe(seg + 14, seglen - 14, info);
+			/* Remember the chunks; the profile is named after the walk. */
+			if (seg[12] >= 1 && icc_chunk[seg[12]] == NULL)
+			{
+				icc_chunk[seg[12]] = seg + 14;
+				icc_chunk_len[seg[12]] = seglen - 14;
+				icc_chunks_declared = seg[13];
+			}
 		}
 		else if (marker == M_APP13 && seglen >= 14 && memcmp(seg, "Photoshop 3.0\0", 14) == 0)
 			info->has_iptc = true;
@@ -218,6 +265,7 @@ finished:
 		return img_fail(err, IMG_ERR_METADATA_TOO_LARGE,
 						"jpeg ICC profile is %zu bytes, over the limit of %zu",
 						info->icc_bytes, limits->max_metadata_bytes);
+	describe_icc_chunks(icc_chunk, icc_chunk_len, icc_chunks_declared, info);
 	return IMG_OK;
 }
 

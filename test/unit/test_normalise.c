@@ -1,0 +1,851 @@
+/*
+ * test_normalise.c — the upload path: img_normalise must produce an upright,
+ * metadata-free, sRGB JPEG master.
+ *
+ * An asymmetric picture (red block top-left, blue block top-right) is
+ * stored the way a camera stores it for each EXIF orientation 1..8 (the
+ * inverse of the tag's transform applied to the pixels), tagged, wrapped in
+ * every kind of metadata carrying a canary string, followed by a ZIP
+ * polyglot tail, and normalised.  The master must decode upright at the
+ * right size through either route (lossless coefficient transform when the
+ * size is a whole number of MCUs, re-encode otherwise), and its bytes must
+ * hold no APP1/APP2/APP13/COM segment, no canary and nothing after EOI.
+ * Wide-gamut input must be colour-converted, not passed through.
+ */
+#include "test.h"
+#include "imgcore.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lcms2.h>
+
+/* ------------------------------------------------------------ helpers */
+
+typedef struct jbuf
+{
+	uint8_t    *data;			/* malloc'd */
+	size_t		len;
+} jbuf;
+
+static void
+jbuf_free(jbuf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = 0;
+}
+
+/* Encode with the core encoder into a malloc'd buffer. */
+static bool
+encode(const img_raster *r, int quality, jbuf *out)
+{
+	img_buffer	b;
+	img_error	err;
+
+	out->data = NULL;
+	out->len = 0;
+	if (img_encode_jpeg(r, quality, &b, &err) != IMG_OK)
+		return false;
+	out->data = malloc(b.len);
+	if (out->data)
+	{
+		memcpy(out->data, b.data, b.len);
+		out->len = b.len;
+	}
+	img_buffer_free(&b);
+	return out->data != NULL;
+}
+
+/* Append one marker segment (FF marker length payload) to seg. */
+static void
+add_segment(jbuf *seg, uint8_t marker, const void *payload, size_t plen)
+{
+	uint8_t    *p = realloc(seg->data, seg->len + plen + 4);
+
+	if (p == NULL)
+		return;
+	seg->data = p;
+	p += seg->len;
+	p[0] = 0xFF;
+	p[1] = marker;
+	p[2] = (uint8_t) ((plen + 2) >> 8);
+	p[3] = (uint8_t) (plen + 2);
+	memcpy(p + 4, payload, plen);
+	seg->len += plen + 4;
+}
+
+/* SOI + segments + the rest of jpeg (after its SOI) + trailer. */
+static jbuf
+splice(const jbuf *jpeg, const jbuf *segments, const void *trailer, size_t tlen)
+{
+	jbuf		out;
+	size_t		slen = segments ? segments->len : 0;
+
+	out.len = jpeg->len + slen + tlen;
+	out.data = malloc(out.len);
+	if (out.data == NULL)
+	{
+		out.len = 0;
+		return out;
+	}
+	memcpy(out.data, jpeg->data, 2);
+	if (slen)
+		memcpy(out.data + 2, segments->data, slen);
+	memcpy(out.data + 2 + slen, jpeg->data + 2, jpeg->len - 2);
+	if (tlen)
+		memcpy(out.data + jpeg->len + slen, trailer, tlen);
+	return out;
+}
+
+static void
+put16(uint8_t *p, bool be, unsigned v)
+{
+	if (be)
+	{
+		p[0] = (uint8_t) (v >> 8);
+		p[1] = (uint8_t) v;
+	}
+	else
+	{
+		p[0] = (uint8_t) v;
+		p[1] = (uint8_t) (v >> 8);
+	}
+}
+
+static void
+put32(uint8_t *p, bool be, uint32_t v)
+{
+	if (be)
+	{
+		put16(p, true, v >> 16);
+		put16(p + 2, true, v & 0xFFFF);
+	}
+	else
+	{
+		put16(p, false, v & 0xFFFF);
+		put16(p + 2, false, v >> 16);
+	}
+}
+
+static uint8_t *
+ifd_entry(uint8_t *p, bool be, unsigned tag, unsigned type, uint32_t count)
+{
+	put16(p, be, tag);
+	put16(p + 2, be, type);
+	put32(p + 4, be, count);
+	memset(p + 8, 0, 4);
+	return p + 8;
+}
+
+/*
+ * An APP1 EXIF payload ("Exif\0\0" + TIFF block) built by hand: IFD0 with
+ * ImageDescription (the canary, when given), Orientation (when 0..65535,
+ * i.e. orientation >= 0) and a GPS IFD pointer (when gps).  Returns the
+ * payload length.
+ */
+static size_t
+build_exif(uint8_t *buf, bool be, int orientation, bool gps, const char *canary)
+{
+	uint8_t    *t = buf + 6;	/* TIFF header */
+	int			n = (canary ? 1 : 0) + (orientation >= 0 ? 1 : 0) + (gps ? 1 : 0);
+	uint32_t	ifd0 = 8;
+	uint32_t	after_ifd0 = ifd0 + 2 + 12 * n + 4;
+	uint32_t	gps_ifd = after_ifd0;
+	uint32_t	str = gps ? gps_ifd + 2 + 12 + 4 : after_ifd0;
+	uint8_t    *e = t + ifd0 + 2;
+	size_t		clen = canary ? strlen(canary) + 1 : 0;
+
+	memcpy(buf, "Exif\0\0", 6);
+	memcpy(t, be ? "MM\0*" : "II*\0", 4);
+	put32(t + 4, be, ifd0);
+	put16(t + ifd0, be, (unsigned) n);
+	if (canary)
+	{
+		put32(ifd_entry(e, be, 0x010E, 2, (uint32_t) clen), be, str);
+		e += 12;
+	}
+	if (orientation >= 0)
+	{
+		put16(ifd_entry(e, be, 0x0112, 3, 1), be, (unsigned) orientation);
+		e += 12;
+	}
+	if (gps)
+	{
+		put32(ifd_entry(e, be, 0x8825, 4, 1), be, gps_ifd);
+		e += 12;
+	}
+	put32(e, be, 0);			/* no IFD1 */
+	if (gps)
+	{
+		uint8_t    *g = t + gps_ifd;
+		uint8_t    *v;
+
+		put16(g, be, 1);
+		v = ifd_entry(g + 2, be, 0x0000, 1, 4);	/* GPSVersionID 2.3.0.0 */
+		v[0] = 2;
+		v[1] = 3;
+		put32(g + 2 + 12, be, 0);
+	}
+	if (canary)
+		memcpy(t + str, canary, clen);
+	return 6 + str + clen;
+}
+
+static const char xmp_packet[] =
+"http://ns.adobe.com/xap/1.0/\0"
+"<?xpacket begin='\xEF\xBB\xBF' id='W5M0MpCehiHzreSzNTczkc9d'?>"
+"<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>"
+"<rdf:Description xmlns:dc='http://purl.org/dc/elements/1.1/' dc:title='IMGMOD-CANARY-XMP'/>"
+"</rdf:RDF></x:xmpmeta><?xpacket end='w'?>";
+
+/* Photoshop 3.0 resource block with one IPTC record (caption). */
+static size_t
+build_app13(uint8_t *buf)
+{
+	static const char caption[] = "IMGMOD-CANARY-IPTC";
+	size_t		clen = sizeof(caption) - 1;
+	size_t		iptc_len = 5 + clen;
+	uint8_t    *p = buf;
+
+	memcpy(p, "Photoshop 3.0\0", 14);
+	p += 14;
+	memcpy(p, "8BIM\x04\x04\x00\x00", 8);
+	p += 8;
+	put32(p, true, (uint32_t) iptc_len);
+	p += 4;
+	p[0] = 0x1C;
+	p[1] = 2;
+	p[2] = 120;
+	put16(p + 3, true, (unsigned) clen);
+	memcpy(p + 5, caption, clen);
+	p += iptc_len;
+	if (iptc_len & 1)
+		*p++ = 0;
+	return (size_t) (p - buf);
+}
+
+/* APP2 payload: "ICC_PROFILE\0" 1 1 + lcms2's built-in sRGB profile. */
+static size_t
+build_icc_app2(uint8_t *buf, size_t cap, size_t *profile_len)
+{
+	cmsHPROFILE p = cmsCreate_sRGBProfile();
+	cmsUInt32Number n = 0;
+
+	*profile_len = 0;
+	if (p == NULL)
+		return 0;
+	if (!cmsSaveProfileToMem(p, NULL, &n) || n + 14 > cap ||
+		!cmsSaveProfileToMem(p, buf + 14, &n))
+	{
+		cmsCloseProfile(p);
+		return 0;
+	}
+	cmsCloseProfile(p);
+	memcpy(buf, "ICC_PROFILE\0\1\1", 14);
+	*profile_len = n;
+	return 14 + n;
+}
+
+
+static const char zip_tail[] =
+"PK\x03\x04\x14\x00\x00\x00\x00\x00payload.html<script>alert(1)</script>IMGMOD-CANARY-ZIP";
+
+#define RED_R 220
+#define BLUE_B 220
+#define BLOCK 48
+
+/* Grey picture, red block top-left, blue block top-right. */
+static bool
+make_marked(img_raster *r, uint32_t w, uint32_t h)
+{
+	img_error	err;
+
+	if (img_raster_init(r, w, h, 3, &err) != IMG_OK)
+		return false;
+	for (uint32_t y = 0; y < h; y++)
+		for (uint32_t x = 0; x < w; x++)
+		{
+			uint8_t    *p = r->pixels + y * r->stride + x * 3;
+
+			p[0] = p[1] = p[2] = 128;
+			if (y < BLOCK && x < BLOCK)
+			{
+				p[0] = RED_R;
+				p[1] = 20;
+				p[2] = 20;
+			}
+			else if (y < BLOCK && x >= w - BLOCK)
+			{
+				p[0] = 20;
+				p[1] = 20;
+				p[2] = BLUE_B;
+			}
+		}
+	return true;
+}
+
+static int
+inverse_orientation(int n)
+{
+	return n == 6 ? 8 : n == 8 ? 6 : n;
+}
+
+static bool
+memfind(const uint8_t *data, size_t len, const void *needle, size_t n)
+{
+	for (size_t i = 0; i + n <= len; i++)
+		if (memcmp(data + i, needle, n) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Walk a JPEG's markers.  Returns true when the structure is sound and
+ * the file ends exactly with its EOI; counts[] receives how often each
+ * marker occurs (segments between scans included).
+ */
+static bool
+walk_markers(const uint8_t *d, size_t len, int counts[256])
+{
+	size_t		pos = 2;
+
+	memset(counts, 0, sizeof(int) * 256);
+	if (len < 4 || d[0] != 0xFF || d[1] != 0xD8)
+		return false;
+	counts[0xD8]++;
+	while (pos + 1 < len)
+	{
+		uint8_t		m;
+		size_t		l;
+
+		if (d[pos] != 0xFF)
+			return false;
+		while (pos < len && d[pos] == 0xFF)
+			pos++;
+		if (pos >= len)
+			return false;
+		m = d[pos++];
+		counts[m]++;
+		if (m == 0xD9)
+			return pos == len;
+		if (pos + 2 > len)
+			return false;
+		l = ((size_t) d[pos] << 8) | d[pos + 1];
+		if (l < 2 || pos + l > len)
+			return false;
+		pos += l;
+		if (m == 0xDA)
+		{
+			/* entropy-coded data up to the next marker that is not RSTn or stuffing */
+			while (pos + 1 < len)
+			{
+				if (d[pos] == 0xFF && d[pos + 1] != 0x00 &&
+					!(d[pos + 1] >= 0xD0 && d[pos + 1] <= 0xD7))
+					break;
+				pos++;
+			}
+		}
+	}
+	return false;
+}
+
+/* Everything a master must satisfy, whatever it came from. */
+static void
+check_master_bytes(const char *what, const img_buffer *m)
+{
+	int			counts[256];
+	bool		sound = walk_markers(m->data, m->len, counts);
+
+	CHECK(sound, "%s: master is a well-formed JPEG that ends with its EOI", what);
+	CHECK(m->len >= 4 && m->data[m->len - 2] == 0xFF && m->data[m->len - 1] == 0xD9,
+		  "%s: master ends with FFD9", what);
+	CHECK(counts[0xE1] == 0 && counts[0xE2] == 0 && counts[0xED] == 0 && counts[0xFE] == 0,
+		  "%s: no APP1 (%d), APP2 (%d), APP13 (%d) or COM (%d) segment", what,
+		  counts[0xE1], counts[0xE2], counts[0xED], counts[0xFE]);
+	CHECK(counts[0xD9] == 1 && counts[0xD8] == 1, "%s: one SOI and one EOI", what);
+	CHECK(!memfind(m->data, m->len, "IMGMOD-CANARY", 13), "%s: no IMGMOD-CANARY byte string", what);
+	CHECK(!memfind(m->data, m->len, "PK\x03\x04", 4), "%s: no PK\\x03\\x04", what);
+	CHECK(!memfind(m->data, m->len, "alert(", 6), "%s: no alert(", what);
+	CHECK(!memfind(m->data, m->len, "Exif\0\0", 6) && !memfind(m->data, m->len, "ICC_PROFILE", 11) &&
+		  !memfind(m->data, m->len, "Photoshop 3.0", 13) &&
+		  !memfind(m->data, m->len, "http://ns.adobe.com/xap", 23),
+		  "%s: no metadata signature anywhere", what);
+}
+
+static void
+mean_rgb(const img_raster *r, uint32_t x0, uint32_t y0, uint32_t w, uint32_t h, double m[3])
+{
+	double		s[3] = {0, 0, 0};
+
+	for (uint32_t y = y0; y < y0 + h; y++)
+		for (uint32_t x = x0; x < x0 + w; x++)
+			for (int c = 0; c < 3; c++)
+				s[c] += r->pixels[y * r->stride + x * r->channels + c];
+	for (int c = 0; c < 3; c++)
+		m[c] = s[c] / ((double) w * h);
+}
+
+static bool
+is_red(const double m[3])
+{
+	return m[0] > 180 && m[1] < 70 && m[2] < 70;
+}
+
+static bool
+is_blue(const double m[3])
+{
+	return m[2] > 180 && m[0] < 70 && m[1] < 70;
+}
+
+static bool
+is_grey(const double m[3])
+{
+	return m[0] > 110 && m[0] < 146 && m[1] > 110 && m[1] < 146 && m[2] > 110 && m[2] < 146;
+}
+
+static img_status
+normalise(const uint8_t *data, size_t len, img_normalised *out, img_error *err)
+{
+	img_limits	lim;
+	img_normalise_options opt;
+
+	img_limits_default(&lim);
+	opt.master_quality = 90;
+	opt.background[0] = opt.background[1] = opt.background[2] = 255;
+	return img_normalise(data, len, &lim, &opt, out, err);
+}
+
+static img_status
+load_plain(const uint8_t *data, size_t len, img_raster *out, img_info *info, img_error *err)
+{
+	img_limits	lim;
+	img_load_options opt;
+
+	img_limits_default(&lim);
+	img_load_options_default(&opt);
+	return img_load(data, len, &lim, &opt, out, info, err);
+}
+
+/* Decode a master and check it is upright: red top-left, blue top-right, grey below. */
+static void
+check_upright(const char *what, const img_buffer *master, uint32_t w, uint32_t h)
+{
+	img_raster	r;
+	img_info	info;
+	img_error	err = {0};
+	double		tl[3],
+				tr[3],
+				bl[3],
+				br[3];
+
+	if (load_plain(master->data, master->len, &r, &info, &err) != IMG_OK)
+	{
+		CHECK(false, "%s: master decodes: %s", what, err.message);
+		return;
+	}
+	CHECK(r.width == w && r.height == h, "%s: master is %ux%u, expected %ux%u", what,
+		  r.width, r.height, w, h);
+	CHECK(info.orientation == 1 && !info.has_exif && !info.has_xmp && !info.has_icc &&
+		  !info.has_iptc && !info.has_comment && !info.has_trailing_data,
+		  "%s: master's own probe finds no metadata and orientation 1", what);
+	if (r.width == w && r.height == h)
+	{
+		/* inside the blocks, away from their edges (chroma bleeds by a few px) */
+		mean_rgb(&r, 8, 8, BLOCK - 16, BLOCK - 16, tl);
+		mean_rgb(&r, w - BLOCK + 8, 8, BLOCK - 16, BLOCK - 16, tr);
+		mean_rgb(&r, 8, h - BLOCK + 8, BLOCK - 16, BLOCK - 16, bl);
+		mean_rgb(&r, w - BLOCK + 8, h - BLOCK + 8, BLOCK - 16, BLOCK - 16, br);
+		CHECK(is_red(tl), "%s: top-left is red, got (%.0f,%.0f,%.0f)", what, tl[0], tl[1], tl[2]);
+		CHECK(is_blue(tr), "%s: top-right is blue, got (%.0f,%.0f,%.0f)", what, tr[0], tr[1], tr[2]);
+		CHECK(is_grey(bl), "%s: bottom-left is grey, got (%.0f,%.0f,%.0f)", what, bl[0], bl[1], bl[2]);
+		CHECK(is_grey(br), "%s: bottom-right is grey, got (%.0f,%.0f,%.0f)", what, br[0], br[1], br[2]);
+	}
+	img_raster_free(&r);
+}
+
+/*
+ * Build the camera-style file for tag n: the upright picture transformed
+ * by the inverse of n, encoded at q85 (4:2:0, 16x16 MCUs), then EXIF with
+ * the tag (and GPS and a canary), XMP, an sRGB ICC profile, Photoshop IPTC
+ * and a COM segment spliced in, and a ZIP appended after EOI.
+ */
+static bool
+camera_file(uint32_t w, uint32_t h, int n, jbuf *out)
+{
+	img_raster	upright;
+	img_raster	stored;
+	img_error	err;
+	jbuf		j;
+	jbuf		seg = {0};
+	uint8_t		buf[4096];
+	size_t		plen;
+	bool		ok = false;
+
+	if (!make_marked(&upright, w, h))
+		return false;
+	if (img_orient(&upright, inverse_orientation(n), &stored, &err) == IMG_OK)
+	{
+		if (encode(&stored, 85, &j))
+		{
+			add_segment(&seg, 0xE1, buf, build_exif(buf, n % 2 == 1, n, true, "IMGMOD-CANARY-EXIF"));
+			add_segment(&seg, 0xE1, xmp_packet, sizeof(xmp_packet) - 1);
+			add_segment(&seg, 0xE2, buf, build_icc_app2(buf, sizeof(buf), &plen));
+			add_segment(&seg, 0xED, buf, build_app13(buf));
+			add_segment(&seg, 0xFE, "IMGMOD-CANARY-COM", 17);
+			*out = splice(&j, &seg, zip_tail, sizeof(zip_tail) - 1);
+			ok = out->data != NULL;
+			jbuf_free(&seg);
+			jbuf_free(&j);
+		}
+		img_raster_free(&stored);
+	}
+	img_raster_free(&upright);
+	return ok;
+}
+
+/* ------------------------------------------------------------- suites */
+
+TEST_SUITE(normalise_orientations)
+{
+	static const struct
+	{
+		uint32_t	w,
+					h;
+	}			sizes[] = {
+		{320, 192},				/* whole 16x16 MCUs */
+		{330, 200},				/* partial MCUs on the right and bottom */
+	};
+
+	for (size_t s = 0; s < 2; s++)
+		for (int n = 1; n <= 8; n++)
+		{
+			uint32_t	w = sizes[s].w;
+			uint32_t	h = sizes[s].h;
+			bool		whole = w % 16 == 0 && h % 16 == 0;
+			jbuf		f;
+			img_normalised out;
+			img_error	err = {0};
+			img_status	st;
+			char		what[64];
+			img_master_method want;
+
+			snprintf(what, sizeof(what), "%ux%u orientation %d", w, h, n);
+			if (!camera_file(w, h, n, &f))
+			{
+				CHECK(false, "%s: could not build the input", what);
+				continue;
+			}
+			st = normalise(f.data, f.len, &out, &err);
+			CHECK(st == IMG_OK, "%s: normalise %s (%s)", what, img_status_name(st), err.message);
+			if (st == IMG_OK)
+			{
+				CHECK(out.info.orientation == n, "%s: probe read orientation %u", what, out.info.orientation);
+				CHECK(out.info.has_exif && out.info.has_gps && out.info.has_xmp && out.info.has_icc &&
+					  out.info.has_iptc && out.info.has_comment && out.info.has_trailing_data,
+					  "%s: the source's metadata was seen", what);
+				CHECK(out.width == w && out.height == h, "%s: upright size %ux%u, got %ux%u",
+					  what, w, h, out.width, out.height);
+
+				/*
+				 * Lossless unless the transform would have to move partial
+				 * edge MCUs: 1 needs nothing and 5 (transpose) keeps the
+				 * top-left corner fixed, so both stay lossless at any size.
+				 */
+				want = (whole || n == 1 || n == 5) ? IMG_MASTER_LOSSLESS : IMG_MASTER_REENCODED;
+				CHECK(out.method == want, "%s: method %s, expected %s", what,
+					  img_master_method_name(out.method), img_master_method_name(want));
+				check_master_bytes(what, &out.master);
+				check_upright(what, &out.master, w, h);
+			}
+			img_normalised_free(&out);
+			jbuf_free(&f);
+		}
+}
+
+TEST_SUITE(normalise_polyglot_and_plain)
+{
+	img_raster	r;
+	jbuf		j;
+	jbuf		p;
+	img_normalised out;
+	img_error	err = {0};
+	img_status	st;
+
+	if (!make_marked(&r, 160, 96))
+		return;
+	if (!encode(&r, 80, &j))
+	{
+		img_raster_free(&r);
+		return;
+	}
+
+	/* no metadata at all: lossless, same size, bytes re-written */
+	st = normalise(j.data, j.len, &out, &err);
+	CHECK(st == IMG_OK && out.method == IMG_MASTER_LOSSLESS, "plain jpeg: %s, method %s",
+		  img_status_name(st), st == IMG_OK ? img_master_method_name(out.method) : "-");
+	if (st == IMG_OK)
+	{
+		check_master_bytes("plain", &out.master);
+		check_upright("plain", &out.master, 160, 96);
+	}
+	img_normalised_free(&out);
+
+	/* ZIP appended after EOI: accepted, the tail is gone */
+	p = splice(&j, NULL, zip_tail, sizeof(zip_tail) - 1);
+	st = normalise(p.data, p.len, &out, &err);
+	CHECK(st == IMG_OK, "jpeg+zip polyglot is accepted: %s", err.message);
+	if (st == IMG_OK)
+	{
+		CHECK(out.info.has_trailing_data, "probe saw the trailing data");
+		check_master_bytes("polyglot", &out.master);
+	}
+	img_normalised_free(&out);
+	jbuf_free(&p);
+
+	/* a second JPEG after EOI (a hidden image) is dropped too */
+	{
+		jbuf		twice = splice(&j, NULL, j.data, j.len);
+		int			counts[256];
+
+		st = normalise(twice.data, twice.len, &out, &err);
+		CHECK(st == IMG_OK, "jpeg followed by a jpeg: %s", err.message);
+		if (st == IMG_OK)
+		{
+			CHECK(walk_markers(out.master.data, out.master.len, counts) && counts[0xD8] == 1,
+				  "master holds exactly one image");
+			check_upright("double", &out.master, 160, 96);
+		}
+		img_normalised_free(&out);
+		jbuf_free(&twice);
+	}
+
+	/* the master itself normalises to itself's size, idempotently lossless */
+	st = normalise(j.data, j.len, &out, &err);
+	if (st == IMG_OK)
+	{
+		img_normalised again;
+
+		st = normalise(out.master.data, out.master.len, &again, &err);
+		CHECK(st == IMG_OK && again.method == IMG_MASTER_LOSSLESS && again.width == 160 &&
+			  again.height == 96, "a master normalises again losslessly");
+		img_normalised_free(&again);
+	}
+	img_normalised_free(&out);
+
+	jbuf_free(&j);
+	img_raster_free(&r);
+}
+
+/* Copy of a JPEG without its APP2 segments: the same pixels, no profile. */
+static jbuf
+strip_app2(const uint8_t *d, size_t len)
+{
+	jbuf		out = {malloc(len), 0};
+	size_t		pos = 2;
+
+	if (out.data == NULL)
+		return out;
+	memcpy(out.data, d, 2);
+	out.len = 2;
+	while (pos + 4 <= len && d[pos] == 0xFF && d[pos + 1] != 0xDA)
+	{
+		size_t		l = 2 + (((size_t) d[pos + 2] << 8) | d[pos + 3]);
+
+		if (pos + l > len)
+			break;
+		if (d[pos + 1] != 0xE2)
+		{
+			memcpy(out.data + out.len, d + pos, l);
+			out.len += l;
+		}
+		pos += l;
+	}
+	memcpy(out.data + out.len, d + pos, len - pos);
+	out.len += len - pos;
+	return out;
+}
+
+static double
+mean_abs_diff(const img_raster *a, const img_raster *b)
+{
+	double		s = 0;
+
+	if (a->width != b->width || a->height != b->height)
+		return 1e9;
+	for (uint32_t y = 0; y < a->height; y++)
+		for (size_t i = 0; i < (size_t) a->width * 3; i++)
+			s += abs(a->pixels[y * a->stride + i] - b->pixels[y * b->stride + i]);
+	return s / ((double) a->width * a->height * 3);
+}
+
+/* Mean distance of each pixel from its own grey: a saturation measure. */
+static double
+chroma(const img_raster *r)
+{
+	double		s = 0;
+
+	for (uint32_t y = 0; y < r->height; y++)
+		for (uint32_t x = 0; x < r->width; x++)
+		{
+			const uint8_t *p = r->pixels + y * r->stride + x * 3;
+			int			mx = p[0] > p[1] ? (p[0] > p[2] ? p[0] : p[2]) : (p[1] > p[2] ? p[1] : p[2]);
+			int			mn = p[0] < p[1] ? (p[0] < p[2] ? p[0] : p[2]) : (p[1] < p[2] ? p[1] : p[2]);
+
+			s += mx - mn;
+		}
+	return s / ((double) r->width * r->height);
+}
+
+TEST_SUITE(normalise_icc_adobergb)
+{
+	size_t		len;
+	uint8_t    *d = read_fixture("exif/icc_adobergb.jpg", &len);
+	img_normalised out;
+	img_error	err = {0};
+	img_status	st;
+
+	CHECK(d != NULL, "fixture exif/icc_adobergb.jpg readable");
+	if (d == NULL)
+		return;
+	st = normalise(d, len, &out, &err);
+	CHECK(st == IMG_OK, "adobergb normalises: %s", err.message);
+	if (st == IMG_OK)
+	{
+		jbuf		naive_src = strip_app2(d, len);
+		img_raster	master;
+		img_raster	naive;
+		img_info	info;
+
+		CHECK(out.info.has_icc, "the source's profile was seen");
+		CHECK(strstr(out.info.icc_description, "Adobe RGB") != NULL, "profile named Adobe RGB: \"%s\"",
+			  out.info.icc_description);
+		CHECK(out.method == IMG_MASTER_REENCODED, "wide gamut is re-encoded, got %s",
+			  img_master_method_name(out.method));
+		CHECK(out.width == 1200 && out.height == 672, "1200x672, got %ux%u", out.width, out.height);
+		check_master_bytes("adobergb", &out.master);
+		if (load_plain(out.master.data, out.master.len, &master, &info, &err) == IMG_OK)
+		{
+			if (load_plain(naive_src.data, naive_src.len, &naive, &info, &err) == IMG_OK)
+			{
+				double		diff = mean_abs_diff(&master, &naive);
+				double		cm = chroma(&master);
+				double		cn = chroma(&naive);
+
+				CHECK(!info.has_icc, "the stripped copy has no profile");
+				/* Adobe RGB numbers shown as sRGB look washed out: the master must not */
+				CHECK(diff > 3.0, "master differs from the naive decode: mean |diff| %.2f > 3", diff);
+				CHECK(cm > cn * 1.1, "master is more saturated than the naive decode (%.2f vs %.2f)", cm, cn);
+				img_raster_free(&naive);
+			}
+			else
+				CHECK(false, "naive copy loads: %s", err.message);
+			img_raster_free(&master);
+		}
+		else
+			CHECK(false, "adobergb master loads: %s", err.message);
+		jbuf_free(&naive_src);
+	}
+	img_normalised_free(&out);
+	free(d);
+}
+
+/* A non-sRGB profile built with lcms2 whose description carries a canary. */
+static size_t
+build_wide_icc_app2(uint8_t *buf, size_t cap)
+{
+	cmsCIExyY	wp = {0.3127, 0.3290, 1.0};
+	cmsCIExyYTRIPLE prim = {{0.7347, 0.2653, 1.0}, {0.1596, 0.8404, 1.0}, {0.0366, 0.0001, 1.0}};
+	cmsToneCurve *g = cmsBuildGamma(NULL, 2.2);
+	cmsToneCurve *curves[3] = {g, g, g};
+	cmsHPROFILE p;
+	cmsMLU	   *mlu;
+	cmsUInt32Number n = 0;
+	size_t		total = 0;
+
+	if (g == NULL)
+		return 0;
+	p = cmsCreateRGBProfile(&wp, &prim, curves);
+	cmsFreeToneCurve(g);
+	if (p == NULL)
+		return 0;
+	mlu = cmsMLUalloc(NULL, 1);
+	if (mlu)
+	{
+		cmsMLUsetASCII(mlu, "en", "US", "Wide test IMGMOD-CANARY-ICC");
+		cmsWriteTag(p, cmsSigProfileDescriptionTag, mlu);
+		cmsMLUfree(mlu);
+	}
+	if (cmsSaveProfileToMem(p, NULL, &n) && n + 14 <= cap && cmsSaveProfileToMem(p, buf + 14, &n))
+	{
+		memcpy(buf, "ICC_PROFILE\0\1\1", 14);
+		total = 14 + n;
+	}
+	cmsCloseProfile(p);
+	return total;
+}
+
+TEST_SUITE(normalise_metadata_fixtures)
+{
+	size_t		len;
+	uint8_t    *d = read_fixture("exif/rich_metadata_littleendian.jpg", &len);
+	img_normalised out;
+	img_error	err = {0};
+	img_status	st;
+
+	CHECK(d != NULL, "fixture exif/rich_metadata_littleendian.jpg readable");
+	if (d)
+	{
+		CHECK(memfind(d, len, "IMGMOD-CANARY", 13), "the fixture does carry canaries");
+		st = normalise(d, len, &out, &err);
+		CHECK(st == IMG_OK, "rich metadata normalises: %s", err.message);
+		if (st == IMG_OK)
+		{
+			CHECK(out.info.has_exif && out.info.has_gps && out.info.has_xmp && out.info.has_icc &&
+				  out.info.has_iptc && out.info.has_comment, "all its metadata was seen");
+			CHECK(out.width == 1200 && out.height == 672, "1200x672, got %ux%u", out.width, out.height);
+			/* its profile is sRGB, so the coefficients can be kept */
+			CHECK(out.method == IMG_MASTER_LOSSLESS, "sRGB-tagged jpeg stays lossless, got %s",
+				  img_master_method_name(out.method));
+			check_master_bytes("rich_metadata_littleendian", &out.master);
+		}
+		img_normalised_free(&out);
+		free(d);
+	}
+
+	/* a generated picture tagged with a wide-gamut profile: converted, profile gone */
+	{
+		img_raster	r;
+		jbuf		j;
+		jbuf		seg = {0};
+		jbuf		s;
+		uint8_t		buf[4096];
+		size_t		n = build_wide_icc_app2(buf, sizeof(buf));
+
+		CHECK(n > 0, "lcms2 built a wide-gamut profile");
+		if (n > 0 && make_marked(&r, 128, 112))
+		{
+			if (encode(&r, 90, &j))
+			{
+				add_segment(&seg, 0xE2, buf, n);
+				s = splice(&j, &seg, NULL, 0);
+				st = normalise(s.data, s.len, &out, &err);
+				CHECK(st == IMG_OK, "wide-gamut jpeg normalises: %s", err.message);
+				if (st == IMG_OK)
+				{
+					CHECK(strstr(out.info.icc_description, "Wide test") != NULL,
+						  "profile description read: \"%s\"", out.info.icc_description);
+					CHECK(out.method == IMG_MASTER_REENCODED, "wide-gamut is re-encoded, got %s",
+						  img_master_method_name(out.method));
+					check_master_bytes("wide gamut", &out.master);
+					check_upright("wide gamut", &out.master, 128, 112);
+				}
+				img_normalised_free(&out);
+				jbuf_free(&s);
+				jbuf_free(&seg);
+				jbuf_free(&j);
+			}
+			img_raster_free(&r);
+		}
+	}
+}
