@@ -460,13 +460,17 @@ register_result(claimed_job *job, stored_object *hires, stored_object *master,
 	commit_tx();
 }
 
-/* Jittered exponential backoff: base * 2^(attempt-1), scaled by [0.5, 1). */
+/*
+ * Jittered exponential backoff: base * 2^(attempt-1), capped at
+ * imgmod.retry_max_delay, scaled by [0.5, 1) so that jobs failed by one
+ * outage do not all come back at the same instant.
+ */
 static int64
 backoff_ms(int attempt)
 {
-	double		delay = (double) imgmod_retry_base_delay_ms * pow(2.0, Max(attempt - 1, 0));
+	double		delay = (double) imgmod_retry_base_delay_ms * pow(2.0, Min(Max(attempt - 1, 0), 30));
 
-	delay = Min(delay, 3600.0 * 1000.0);
+	delay = Min(delay, (double) imgmod_retry_max_delay_ms);
 	return (int64) (delay * (0.5 + 0.5 * pg_prng_double(&pg_global_prng_state)));
 }
 

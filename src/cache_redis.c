@@ -5,7 +5,8 @@
  * Keys carry the image version (imgmod:{image}:v{version}:{preset}), so a
  * stale version can never be read as the current one.  Every operation has
  * a timeout; when Redis is down or slow the operation is skipped and
- * counted, and the connection is retried with exponential backoff, so the
+ * counted, and the connection is retried with exponential backoff (250 ms
+ * doubling to 5 s), so the
  * pipeline completes without it.  One connection per process (workers are
  * single-threaded), re-established after any error because a hiredis 0.14
  * context is dead after an I/O error.
@@ -92,7 +93,7 @@ schedule_reconnect(void)
 
 	drop_connection();
 	connect_failures++;
-	delay_ms = Min(30000, 250 * (1 << Min(connect_failures, 7)));
+	delay_ms = Min(5000, 250 * (1 << Min(connect_failures, 5)));
 	next_connect_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay_ms);
 }
 

@@ -28,6 +28,7 @@ extern char *imgmod_storage_dir;
 extern char *imgmod_hires_storage_dir;
 extern int	imgmod_max_attempts;
 extern int	imgmod_retry_base_delay_ms;
+extern int	imgmod_retry_max_delay_ms;
 extern int	imgmod_poll_interval_ms;
 extern char *imgmod_s3_endpoint;
 extern char *imgmod_s3_region;

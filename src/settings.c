@@ -29,6 +29,7 @@ char	   *imgmod_storage_dir = NULL;
 char	   *imgmod_hires_storage_dir = NULL;
 int			imgmod_max_attempts = 5;
 int			imgmod_retry_base_delay_ms = 1000;
+int			imgmod_retry_max_delay_ms = 300000;
 int			imgmod_poll_interval_ms = 1000;
 char	   *imgmod_s3_endpoint = NULL;
 char	   *imgmod_s3_region = NULL;
@@ -214,6 +215,10 @@ imgmod_define_settings(void)
 	DefineCustomIntVariable("imgmod.retry_base_delay",
 							"Delay before the first retry; doubled for each further attempt, with jitter.",
 							NULL, &imgmod_retry_base_delay_ms, 1000, 1, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("imgmod.retry_max_delay",
+							"Longest delay between two attempts of a job, however many attempts failed.",
+							NULL, &imgmod_retry_max_delay_ms, 300000, 1, 24 * 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("imgmod.poll_interval",
 							"How often an idle worker looks for due work it was not woken for (retries, reclaimed jobs).",
