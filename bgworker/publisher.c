@@ -391,18 +391,6 @@ trim_outbox(void)
 	commit_tx();
 }
 
-static bool
-extension_installed(void)
-{
-	bool		installed;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	installed = OidIsValid(get_extension_oid("imgmod", true));
-	CommitTransactionCommand();
-	return installed;
-}
-
 void
 imgmod_publisher_main(Datum main_arg)
 {
@@ -432,7 +420,7 @@ imgmod_publisher_main(Datum main_arg)
 		MemoryContextSwitchTo(loop_context);
 		PG_TRY();
 		{
-			if (extension_installed())
+			if (imgmod_extension_installed())
 			{
 				bool		kafka = ensure_clients();
 				TimestampTz now = GetCurrentTimestamp();

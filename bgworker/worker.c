@@ -36,18 +36,6 @@ detach_on_exit(int code, Datum arg)
 	imgmod_worker_detach(worker_slot);
 }
 
-static bool
-extension_installed(void)
-{
-	bool		installed;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	installed = OidIsValid(get_extension_oid("imgmod", true));
-	CommitTransactionCommand();
-	return installed;
-}
-
 /*
  * Runs one step of work under an error boundary.  Returns true when it did
  * something (so the loop goes on without sleeping).
@@ -112,7 +100,7 @@ imgmod_worker_main(Datum main_arg)
 		}
 		MemoryContextSwitchTo(loop_context);
 
-		if (extension_installed())
+		if (imgmod_extension_installed())
 		{
 			TimestampTz now = GetCurrentTimestamp();
 

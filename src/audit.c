@@ -91,11 +91,14 @@ imgmod_audit_record(const imgmod_audit_input *input)
 	imgmod_wake_all_workers();
 }
 
-static Datum
-text_or_null(const char *s, bool *isnull)
+/* SPI argument i: the text, or NULL for an empty string. */
+static void
+set_text_arg(Datum *values, char *nulls, int i, const char *s)
 {
-	*isnull = (s == NULL || s[0] == '\0');
-	return *isnull ? (Datum) 0 : CStringGetTextDatum(s);
+	bool		isnull = (s == NULL || s[0] == '\0');
+
+	values[i] = isnull ? (Datum) 0 : CStringGetTextDatum(s);
+	nulls[i] = isnull ? 'n' : ' ';
 }
 
 /*
@@ -140,28 +143,20 @@ imgmod_audit_flush(void)
 		imgmod_audit_entry *e = &batch[i];
 		Datum		values[14];
 		char		nulls[14];
-		bool		isnull;
 
 		memset(nulls, ' ', sizeof(nulls));
 		values[0] = CStringGetTextDatum(e->rejected ? "rejected" : "accepted");
 		values[1] = CStringGetTextDatum(img_status_name((img_status) e->status));
 		values[2] = CStringGetTextDatum(imgmod_sqlstate_text((img_status) e->status));
 		values[3] = CStringGetTextDatum(e->message);
-		values[4] = text_or_null(e->claimed_name, &isnull);
-		nulls[4] = isnull ? 'n' : ' ';
-		values[5] = text_or_null(e->claimed_type, &isnull);
-		nulls[5] = isnull ? 'n' : ' ';
-		values[6] = text_or_null(e->detected, &isnull);
-		nulls[6] = isnull ? 'n' : ' ';
+		set_text_arg(values, nulls, 4, e->claimed_name);
+		set_text_arg(values, nulls, 5, e->claimed_type);
+		set_text_arg(values, nulls, 6, e->detected);
 		values[7] = Int64GetDatum(e->bytes);
-		values[8] = text_or_null(e->sha256, &isnull);
-		nulls[8] = isnull ? 'n' : ' ';
-		values[9] = text_or_null(e->role_name, &isnull);
-		nulls[9] = isnull ? 'n' : ' ';
-		values[10] = text_or_null(e->application_name, &isnull);
-		nulls[10] = isnull ? 'n' : ' ';
-		values[11] = text_or_null(e->client_addr, &isnull);
-		nulls[11] = isnull ? 'n' : ' ';
+		set_text_arg(values, nulls, 8, e->sha256);
+		set_text_arg(values, nulls, 9, e->role_name);
+		set_text_arg(values, nulls, 10, e->application_name);
+		set_text_arg(values, nulls, 11, e->client_addr);
 		values[12] = Int32GetDatum(e->backend_pid);
 		values[13] = TimestampTzGetDatum(e->occurred_at);
 		if (SPI_execute_with_args(sql, 14, types, values, nulls, false, 0) != SPI_OK_INSERT)

@@ -97,12 +97,28 @@ schedule_reconnect(void)
 	next_connect_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay_ms);
 }
 
+/* Run a command whose only interesting outcome is "not an error". */
+static bool
+simple_command_ok(redisContext *c, const char *format,...)
+{
+	va_list		ap;
+	redisReply *reply;
+	bool		ok;
+
+	va_start(ap, format);
+	reply = redisvCommand(c, format, ap);
+	va_end(ap);
+	ok = reply != NULL && reply->type != REDIS_REPLY_ERROR;
+	if (reply)
+		freeReplyObject(reply);
+	return ok;
+}
+
 /* A live connection, or NULL (not configured, or down and backing off). */
 static redisContext *
 get_connection(void)
 {
 	redis_address a;
-	redisReply *reply;
 
 	if (imgmod_redis_url == NULL || imgmod_redis_url[0] == '\0')
 	{
@@ -131,29 +147,11 @@ get_connection(void)
 	}
 	redisSetTimeout(conn, timeout_tv());
 	redisEnableKeepAlive(conn);
-	if (a.password[0])
+	if ((a.password[0] && !simple_command_ok(conn, "AUTH %s", a.password)) ||
+		(a.db != 0 && !simple_command_ok(conn, "SELECT %d", a.db)))
 	{
-		reply = redisCommand(conn, "AUTH %s", a.password);
-		if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
-		{
-			if (reply)
-				freeReplyObject(reply);
-			schedule_reconnect();
-			return NULL;
-		}
-		freeReplyObject(reply);
-	}
-	if (a.db != 0)
-	{
-		reply = redisCommand(conn, "SELECT %d", a.db);
-		if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
-		{
-			if (reply)
-				freeReplyObject(reply);
-			schedule_reconnect();
-			return NULL;
-		}
-		freeReplyObject(reply);
+		schedule_reconnect();
+		return NULL;
 	}
 	if (conn_url)
 		free(conn_url);

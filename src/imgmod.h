@@ -78,6 +78,8 @@ void		imgmod_worker_detach(int slot);
 int			imgmod_wake_all_workers(void);
 /* The publisher announces itself too; it is woken with the workers. */
 void		imgmod_publisher_attach(void);
+/* For background processes: has CREATE EXTENSION imgmod run in this database? */
+bool		imgmod_extension_installed(void);
 /* Workers currently attached. */
 int			imgmod_attached_worker_count(void);
 /* Wake workers when the current transaction commits (never on abort). */

@@ -11,8 +11,9 @@ PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
+/* A background process of imgmod; restarted within a second if it exits. */
 static void
-register_publisher(void)
+register_process(const char *function, const char *name, const char *type, int arg)
 {
 	BackgroundWorker worker;
 
@@ -21,31 +22,11 @@ register_publisher(void)
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = 1;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "imgmod");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "imgmod_publisher_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "imgmod publisher");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "imgmod publisher");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "%s", name);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "%s", type);
+	worker.bgw_main_arg = Int32GetDatum(arg);
 	RegisterBackgroundWorker(&worker);
-}
-
-static void
-register_workers(void)
-{
-	for (int i = 0; i < imgmod_worker_count; i++)
-	{
-		BackgroundWorker worker;
-
-		memset(&worker, 0, sizeof(worker));
-		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-		/* A worker that exits on an error is back within a second. */
-		worker.bgw_restart_time = 1;
-		snprintf(worker.bgw_library_name, BGW_MAXLEN, "imgmod");
-		snprintf(worker.bgw_function_name, BGW_MAXLEN, "imgmod_worker_main");
-		snprintf(worker.bgw_name, BGW_MAXLEN, "imgmod worker %d", i);
-		snprintf(worker.bgw_type, BGW_MAXLEN, "imgmod worker");
-		worker.bgw_main_arg = Int32GetDatum(i);
-		RegisterBackgroundWorker(&worker);
-	}
 }
 
 void
@@ -58,6 +39,12 @@ _PG_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 	imgmod_request_shmem();
-	register_workers();
-	register_publisher();
+	for (int i = 0; i < imgmod_worker_count; i++)
+	{
+		char		name[BGW_MAXLEN];
+
+		snprintf(name, sizeof(name), "imgmod worker %d", i);
+		register_process("imgmod_worker_main", name, "imgmod worker", i);
+	}
+	register_process("imgmod_publisher_main", "imgmod publisher", "imgmod publisher", 0);
 }

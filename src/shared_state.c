@@ -7,6 +7,7 @@
 #include "imgmod.h"
 
 #include "access/xact.h"
+#include "commands/extension.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -218,4 +219,21 @@ imgmod_count_cache(imgmod_cache_counter counter, int n)
 	if (imgmod_state == NULL || counter >= IMGMOD_CACHE_COUNTER_COUNT || n <= 0)
 		return;
 	pg_atomic_fetch_add_u64(&imgmod_state->cache[counter], (uint64) n);
+}
+
+/*
+ * For background processes: is the extension created in our database yet?
+ * (Before CREATE EXTENSION there are no tables to work on.)  Runs its own
+ * short transaction.
+ */
+bool
+imgmod_extension_installed(void)
+{
+	bool		installed;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	installed = OidIsValid(get_extension_oid("imgmod", true));
+	CommitTransactionCommand();
+	return installed;
 }

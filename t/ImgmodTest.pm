@@ -12,7 +12,7 @@ use Exporter 'import';
 our @EXPORT_OK = qw(
   upright_marked_ppm gradient_ppm ppm_to_jpeg jpegtran inverse_op_for
   with_metadata jpeg_segments jpeg_size decode_ppm pixel read_binary write_binary
-  start_node sql_hex upload_bytes canary
+  start_node sql_hex upload_bytes canary services service_conf require_services
 );
 
 my $TMP = tempdir(CLEANUP => 1);
@@ -222,6 +222,48 @@ sub pixel
 		}
 	}
 	return map { $_ / $n } @sum;
+}
+
+# The real servers started by scripts/services.sh (see run-tap.sh): stop and
+# start one of them from a test.
+sub services
+{
+	my (@args) = @_;
+	my $script = $ENV{IMGMOD_SERVICES_SCRIPT} or die 'IMGMOD_SERVICES_SCRIPT is not set';
+	system('bash', $script, @args) == 0 or die "services.sh @args failed";
+}
+
+# Die (the test fails, it is not skipped) when the servers are not there.
+sub require_services
+{
+	for my $v (@_)
+	{
+		die "$v is not set: run the TAP suite through scripts/test.sh, which starts the servers"
+		  unless defined $ENV{$v} && $ENV{$v} ne '';
+	}
+}
+
+# postgresql.conf lines pointing imgmod at the servers in the environment.
+sub service_conf
+{
+	my (%want) = @_;
+	my @c;
+	if ($want{s3})
+	{
+		push @c, "imgmod.s3_endpoint = '$ENV{IMGMOD_S3_ENDPOINT}'",
+		  "imgmod.s3_region = '" . ($ENV{IMGMOD_S3_REGION} // 'us-east-1') . "'",
+		  "imgmod.s3_bucket = '$ENV{IMGMOD_S3_BUCKET}'",
+		  "imgmod.s3_access_key = '$ENV{IMGMOD_S3_ACCESS_KEY}'",
+		  "imgmod.s3_secret_key = '$ENV{IMGMOD_S3_SECRET_KEY}'",
+		  "imgmod.hires_s3_endpoint = '$ENV{IMGMOD_HIRES_S3_ENDPOINT}'",
+		  "imgmod.hires_s3_region = '" . ($ENV{IMGMOD_S3_REGION} // 'us-east-1') . "'",
+		  "imgmod.hires_s3_bucket = '$ENV{IMGMOD_HIRES_S3_BUCKET}'",
+		  "imgmod.hires_s3_access_key = '$ENV{IMGMOD_HIRES_S3_ACCESS_KEY}'",
+		  "imgmod.hires_s3_secret_key = '$ENV{IMGMOD_HIRES_S3_SECRET_KEY}'";
+	}
+	push @c, "imgmod.redis_url = '$ENV{IMGMOD_REDIS_URL}'" if $want{redis};
+	push @c, "imgmod.kafka_brokers = '$ENV{IMGMOD_KAFKA_BROKERS}'" if $want{kafka};
+	return join("\n", @c);
 }
 
 sub sql_hex
