@@ -13,46 +13,13 @@
  */
 #include "test.h"
 #include "imgcore.h"
+#include "jpeg_builder.h"
 
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ------------------------------------------------------------ helpers */
-
-static bool
-memfind(const uint8_t *data, size_t len, const char *needle, size_t n)
-{
-	for (size_t i = 0; i + n <= len; i++)
-		if (data[i] == (uint8_t) needle[0] && memcmp(data + i, needle, n) == 0)
-			return true;
-	return false;
-}
-
-static img_status
-normalise(const uint8_t *data, size_t len, img_normalised *out, img_error *err)
-{
-	img_limits	lim;
-	img_normalise_options opt;
-
-	img_limits_default(&lim);
-	opt.master_quality = 90;
-	opt.background[0] = opt.background[1] = opt.background[2] = 255;
-	return img_normalise(data, len, &lim, &opt, out, err);
-}
-
-/* Decode, shrinking on load to no less than min_w wide (0 = full size). */
-static img_status
-decode(const uint8_t *data, size_t len, uint32_t min_w, img_raster *out, img_error *err)
-{
-	img_limits	lim;
-	img_load_options opt;
-
-	img_limits_default(&lim);
-	img_load_options_default(&opt);
-	opt.min_width = min_w;
-	return img_load(data, len, &lim, &opt, out, NULL, err);
-}
 
 /* The output checks every accepted upload must pass. */
 static void
@@ -67,12 +34,12 @@ check_master(const char *what, const img_normalised *n)
 		return;
 	CHECK(m->data[0] == 0xFF && m->data[1] == 0xD8, "%s: master starts with SOI", what);
 	CHECK(m->data[m->len - 2] == 0xFF && m->data[m->len - 1] == 0xD9, "%s: master ends with FFD9", what);
-	CHECK(!memfind(m->data, m->len, "alert(", 6), "%s: master contains no \"alert(\"", what);
-	CHECK(!memfind(m->data, m->len, "PK\x03\x04", 4), "%s: master contains no PK\\x03\\x04", what);
-	CHECK(!memfind(m->data, m->len, "IMGMOD-CANARY", 13), "%s: master contains no IMGMOD-CANARY", what);
-	CHECK(!memfind(m->data, m->len, "<script", 7), "%s: master contains no <script", what);
+	CHECK(!jb_memfind(m->data, m->len, "alert(", 6), "%s: master contains no \"alert(\"", what);
+	CHECK(!jb_memfind(m->data, m->len, "PK\x03\x04", 4), "%s: master contains no PK\\x03\\x04", what);
+	CHECK(!jb_memfind(m->data, m->len, "IMGMOD-CANARY", 13), "%s: master contains no IMGMOD-CANARY", what);
+	CHECK(!jb_memfind(m->data, m->len, "<script", 7), "%s: master contains no <script", what);
 	/* full size: see thumb64 for why no DCT scaling is used here */
-	if (decode(m->data, m->len, 0, &r, &err) == IMG_OK)
+	if (jb_load(m->data, m->len, 0, 0, &r, NULL, &err) == IMG_OK)
 	{
 		CHECK(r.width == n->width && r.height == n->height, "%s: master decodes at %ux%u, got %ux%u",
 			  what, n->width, n->height, r.width, r.height);
@@ -152,7 +119,7 @@ TEST_SUITE(corpus_bad_fixtures)
 		CHECK(d != NULL, "fixture %s is readable", path);
 		if (d == NULL)
 			continue;
-		st = normalise(d, len, &out, &err);
+		st = jb_normalise(d, len, &out, &err);
 		if (v->accept)
 		{
 			CHECK(st == IMG_OK, "%s must be accepted, got %s (%s)", v->file, img_status_name(st), err.message);
@@ -212,6 +179,25 @@ read_corpus(const char *rel, size_t *len)
 	return read_file(path, len);
 }
 
+/*
+ * Reads corpus file rel, checking that it can be read, and normalises it.
+ * False when it cannot be read; otherwise *st is img_normalise's verdict
+ * and out must be freed.
+ */
+static bool
+normalise_corpus(const char *rel, img_normalised *out, img_error *err, img_status *st)
+{
+	size_t		len;
+	uint8_t    *d = read_corpus(rel, &len);
+
+	CHECK(d != NULL, "%s readable", rel);
+	if (d == NULL)
+		return false;
+	*st = jb_normalise(d, len, out, err);
+	free(d);
+	return true;
+}
+
 TEST_SUITE(corpus_expected_tsv)
 {
 	size_t		len;
@@ -236,8 +222,6 @@ TEST_SUITE(corpus_expected_tsv)
 		char		rel[512];
 		char		verdict[64];
 		size_t		vlen;
-		uint8_t    *d;
-		size_t		dlen;
 		img_normalised out;
 		img_error	err = {0};
 		img_status	st;
@@ -251,12 +235,9 @@ TEST_SUITE(corpus_expected_tsv)
 		memcpy(verdict, tab + 1, vlen);
 		verdict[vlen] = '\0';
 		snprintf(rel, sizeof(rel), "bad/%s", line);
-		d = read_corpus(rel, &dlen);
-		CHECK(d != NULL, "%s readable", rel);
-		if (d == NULL)
+		if (!normalise_corpus(rel, &out, &err, &st))
 			continue;
 		rows++;
-		st = normalise(d, dlen, &out, &err);
 		if (strcmp(verdict, "REJECT") == 0)
 		{
 			CHECK(st != IMG_OK, "%s is REJECT but was accepted", line);
@@ -271,23 +252,9 @@ TEST_SUITE(corpus_expected_tsv)
 		if (st == IMG_OK)
 			check_master(line, &out);
 		img_normalised_free(&out);
-		free(d);
 	}
 	CHECK(rows >= 38, "EXPECTED.tsv has at least 38 rows, read %d", rows);
 	free(tsv);
-}
-
-static void
-mean_rgb(const img_raster *r, uint32_t x0, uint32_t y0, uint32_t w, uint32_t h, double m[3])
-{
-	double		s[3] = {0, 0, 0};
-
-	for (uint32_t y = y0; y < y0 + h; y++)
-		for (uint32_t x = x0; x < x0 + w; x++)
-			for (int c = 0; c < 3; c++)
-				s[c] += r->pixels[y * r->stride + x * 3 + c];
-	for (int c = 0; c < 3; c++)
-		m[c] = s[c] / ((double) w * h);
 }
 
 TEST_SUITE(corpus_orient_marked)
@@ -300,33 +267,28 @@ TEST_SUITE(corpus_orient_marked)
 	for (int n = 1; n <= 8; n++)
 	{
 		char		rel[64];
-		uint8_t    *d;
-		size_t		len;
 		img_normalised out;
 		img_raster	r;
 		img_error	err = {0};
 		img_status	st;
 
 		snprintf(rel, sizeof(rel), "exif/orient_marked_%d.jpg", n);
-		d = read_corpus(rel, &len);
-		CHECK(d != NULL, "%s readable", rel);
-		if (d == NULL)
+		if (!normalise_corpus(rel, &out, &err, &st))
 			continue;
-		st = normalise(d, len, &out, &err);
 		CHECK(st == IMG_OK, "%s normalises: %s", rel, err.message);
 		if (st == IMG_OK)
 		{
 			CHECK(out.width == 1200 && out.height == 672, "%s: landscape 1200x672, got %ux%u", rel,
 				  out.width, out.height);
 			check_master(rel, &out);
-			if (decode(out.master.data, out.master.len, 0, &r, &err) == IMG_OK)
+			if (jb_load(out.master.data, out.master.len, 0, 0, &r, NULL, &err) == IMG_OK)
 			{
 				double		tl[3],
 							tr[3];
 
 				/* the blocks are 96x96 in the corners; look inside them */
-				mean_rgb(&r, 16, 16, 64, 64, tl);
-				mean_rgb(&r, r.width - 80, 16, 64, 64, tr);
+				jb_mean_rgb(&r, 16, 16, 64, 64, tl);
+				jb_mean_rgb(&r, r.width - 80, 16, 64, 64, tr);
 				CHECK(tl[0] > 180 && tl[1] < 80 && tl[2] < 80, "%s: top-left red, got (%.0f,%.0f,%.0f)",
 					  rel, tl[0], tl[1], tl[2]);
 				CHECK(tr[2] > 180 && tr[0] < 80 && tr[1] < 80, "%s: top-right blue, got (%.0f,%.0f,%.0f)",
@@ -337,7 +299,6 @@ TEST_SUITE(corpus_orient_marked)
 				CHECK(false, "%s: master decodes", rel);
 		}
 		img_normalised_free(&out);
-		free(d);
 	}
 }
 
@@ -358,25 +319,12 @@ thumb64(const img_buffer *jpeg, img_raster *out)
 	uint32_t	h;
 	bool		ok;
 
-	if (decode(jpeg->data, jpeg->len, 0, &r, &err) != IMG_OK)
+	if (jb_load(jpeg->data, jpeg->len, 0, 0, &r, NULL, &err) != IMG_OK)
 		return false;
 	h = (uint32_t) ((uint64_t) r.height * 64 / r.width);
 	ok = img_resize(&r, 0, 0, r.width, r.height, 64, h ? h : 1, out, &err) == IMG_OK;
 	img_raster_free(&r);
 	return ok;
-}
-
-static double
-thumb_diff(const img_raster *a, const img_raster *b)
-{
-	double		s = 0;
-
-	if (a->width != b->width || a->height != b->height)
-		return 1e9;
-	for (uint32_t y = 0; y < a->height; y++)
-		for (size_t i = 0; i < (size_t) a->width * 3; i++)
-			s += abs(a->pixels[y * a->stride + i] - b->pixels[y * b->stride + i]);
-	return s / ((double) a->width * a->height * 3);
 }
 
 TEST_SUITE(corpus_peer_orientation)
@@ -402,39 +350,30 @@ TEST_SUITE(corpus_peer_orientation)
 	for (int k = 0; k < 2; k++)
 	{
 		char		rel[128];
-		uint8_t    *d;
-		size_t		len;
 		img_normalised ref;
 		img_raster	ref_thumb;
 		img_error	err = {0};
+		img_status	st;
 
 		snprintf(rel, sizeof(rel), "peer/exif-orientation-examples/%s_1.jpg", kinds[k]);
-		d = read_corpus(rel, &len);
-		CHECK(d != NULL, "%s readable", rel);
-		if (d == NULL)
+		if (!normalise_corpus(rel, &ref, &err, &st))
 			continue;
-		if (normalise(d, len, &ref, &err) != IMG_OK || !thumb64(&ref.master, &ref_thumb))
+		if (st != IMG_OK || !thumb64(&ref.master, &ref_thumb))
 		{
 			CHECK(false, "%s normalises: %s", rel, err.message);
 			img_normalised_free(&ref);
-			free(d);
 			continue;
 		}
-		free(d);
 		for (int n = 0; n <= 8; n++)
 		{
 			img_normalised out;
 			img_raster	t;
-			img_status	st;
 
 			if (n == 1)
 				continue;
 			snprintf(rel, sizeof(rel), "peer/exif-orientation-examples/%s_%d.jpg", kinds[k], n);
-			d = read_corpus(rel, &len);
-			CHECK(d != NULL, "%s readable", rel);
-			if (d == NULL)
+			if (!normalise_corpus(rel, &out, &err, &st))
 				continue;
-			st = normalise(d, len, &out, &err);
 			CHECK(st == IMG_OK, "%s normalises: %s", rel, err.message);
 			if (st == IMG_OK)
 			{
@@ -443,7 +382,7 @@ TEST_SUITE(corpus_peer_orientation)
 				check_master(rel, &out);
 				if (thumb64(&out.master, &t))
 				{
-					double		diff = thumb_diff(&t, &ref_thumb);
+					double		diff = jb_mean_abs_diff(&t, &ref_thumb);
 
 					/* measured: at most 0.6 levels; a wrong transform gives 30+ */
 					CHECK(diff < 3.0, "%s: mean difference from %s_1 is %.2f levels (< 3)", rel,
@@ -454,7 +393,6 @@ TEST_SUITE(corpus_peer_orientation)
 					CHECK(false, "%s: thumbnail", rel);
 			}
 			img_normalised_free(&out);
-			free(d);
 		}
 		img_raster_free(&ref_thumb);
 		img_normalised_free(&ref);
@@ -481,7 +419,7 @@ TEST_SUITE(corpus_formats)
 		size_t		len;
 		uint8_t    *d = read_corpus("formats/jpeg_baseline_444.jpg", &len);
 
-		if (d && normalise(d, len, &ref, &err) == IMG_OK)
+		if (d && jb_normalise(d, len, &ref, &err) == IMG_OK)
 			have_ref = thumb64(&ref.master, &ref_thumb);
 		free(d);
 		CHECK(have_ref, "reference formats/jpeg_baseline_444.jpg normalises");
@@ -494,8 +432,6 @@ TEST_SUITE(corpus_formats)
 		const char *name = de->d_name;
 		const char *ext = strrchr(name, '.');
 		char		rel[512];
-		uint8_t    *d;
-		size_t		len;
 		img_normalised out;
 		img_status	st;
 		bool		unsupported;
@@ -509,12 +445,9 @@ TEST_SUITE(corpus_formats)
 		unsupported = strcmp(ext, ".jxl") == 0 || strcmp(ext, ".jp2") == 0 ||
 			strcmp(ext, ".ico") == 0 || strcmp(ext, ".ppm") == 0;
 		snprintf(rel, sizeof(rel), "formats/%s", name);
-		d = read_corpus(rel, &len);
-		CHECK(d != NULL, "%s readable", rel);
-		if (d == NULL)
+		if (!normalise_corpus(rel, &out, &err, &st))
 			continue;
 		files++;
-		st = normalise(d, len, &out, &err);
 		if (unsupported)
 			CHECK(st == IMG_ERR_UNSUPPORTED_FORMAT, "%s must be unsupported_format, got %s", rel,
 				  img_status_name(st));
@@ -537,7 +470,7 @@ TEST_SUITE(corpus_formats)
 				 */
 				if (have_ref && comparable && thumb64(&out.master, &t))
 				{
-					double		diff = thumb_diff(&t, &ref_thumb);
+					double		diff = jb_mean_abs_diff(&t, &ref_thumb);
 					/*
 					 * Measured: 0.2-0.6 levels for every file but the CMYK
 					 * one with a SWOP profile (8.0): lcms2 maps through
@@ -553,7 +486,6 @@ TEST_SUITE(corpus_formats)
 			}
 		}
 		img_normalised_free(&out);
-		free(d);
 	}
 	if (dir)
 		closedir(dir);

@@ -15,294 +15,17 @@
  */
 #include "test.h"
 #include "imgcore.h"
+#include "jpeg_builder.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <jpeglib.h>
-#include <lcms2.h>
 
 /* ------------------------------------------------------------ helpers */
 
-typedef struct jbuf
-{
-	uint8_t    *data;			/* malloc'd */
-	size_t		len;
-} jbuf;
-
-static void
-jbuf_free(jbuf *b)
-{
-	free(b->data);
-	b->data = NULL;
-	b->len = 0;
-}
-
-/* Horizontal red ramp, vertical green ramp, constant blue. */
-static bool
-make_gradient(img_raster *r, uint32_t w, uint32_t h)
-{
-	img_error	err;
-
-	if (img_raster_init(r, w, h, 3, &err) != IMG_OK)
-		return false;
-	for (uint32_t y = 0; y < h; y++)
-		for (uint32_t x = 0; x < w; x++)
-		{
-			uint8_t    *p = r->pixels + y * r->stride + x * 3;
-
-			p[0] = (uint8_t) (w > 1 ? x * 255 / (w - 1) : 0);
-			p[1] = (uint8_t) (h > 1 ? y * 255 / (h - 1) : 0);
-			p[2] = 128;
-		}
-	return true;
-}
-
-static bool
-make_solid(img_raster *r, uint32_t w, uint32_t h, uint8_t cr, uint8_t cg, uint8_t cb)
-{
-	img_error	err;
-
-	if (img_raster_init(r, w, h, 3, &err) != IMG_OK)
-		return false;
-	for (uint32_t y = 0; y < h; y++)
-		for (uint32_t x = 0; x < w; x++)
-		{
-			uint8_t    *p = r->pixels + y * r->stride + x * 3;
-
-			p[0] = cr;
-			p[1] = cg;
-			p[2] = cb;
-		}
-	return true;
-}
-
-/* Encode with the core encoder into a malloc'd buffer. */
-static bool
-encode(const img_raster *r, int quality, jbuf *out)
-{
-	img_buffer	b;
-	img_error	err;
-
-	out->data = NULL;
-	out->len = 0;
-	if (img_encode_jpeg(r, quality, &b, &err) != IMG_OK)
-		return false;
-	out->data = malloc(b.len);
-	if (out->data)
-	{
-		memcpy(out->data, b.data, b.len);
-		out->len = b.len;
-	}
-	img_buffer_free(&b);
-	return out->data != NULL;
-}
-
-static bool
-gradient_jpeg(uint32_t w, uint32_t h, int quality, jbuf *out)
-{
-	img_raster	r;
-	bool		ok;
-
-	if (!make_gradient(&r, w, h))
-		return false;
-	ok = encode(&r, quality, out);
-	img_raster_free(&r);
-	return ok;
-}
-
-/* Append one marker segment (FF marker length payload) to seg. */
-static void
-add_segment(jbuf *seg, uint8_t marker, const void *payload, size_t plen)
-{
-	uint8_t    *p = realloc(seg->data, seg->len + plen + 4);
-
-	if (p == NULL)
-		return;
-	seg->data = p;
-	p += seg->len;
-	p[0] = 0xFF;
-	p[1] = marker;
-	p[2] = (uint8_t) ((plen + 2) >> 8);
-	p[3] = (uint8_t) (plen + 2);
-	memcpy(p + 4, payload, plen);
-	seg->len += plen + 4;
-}
-
-/* SOI + segments + the rest of jpeg (after its SOI) + trailer. */
-static jbuf
-splice(const jbuf *jpeg, const jbuf *segments, const void *trailer, size_t tlen)
-{
-	jbuf		out;
-	size_t		slen = segments ? segments->len : 0;
-
-	out.len = jpeg->len + slen + tlen;
-	out.data = malloc(out.len);
-	if (out.data == NULL)
-	{
-		out.len = 0;
-		return out;
-	}
-	memcpy(out.data, jpeg->data, 2);
-	if (slen)
-		memcpy(out.data + 2, segments->data, slen);
-	memcpy(out.data + 2 + slen, jpeg->data + 2, jpeg->len - 2);
-	if (tlen)
-		memcpy(out.data + jpeg->len + slen, trailer, tlen);
-	return out;
-}
-
-static void
-put16(uint8_t *p, bool be, unsigned v)
-{
-	if (be)
-	{
-		p[0] = (uint8_t) (v >> 8);
-		p[1] = (uint8_t) v;
-	}
-	else
-	{
-		p[0] = (uint8_t) v;
-		p[1] = (uint8_t) (v >> 8);
-	}
-}
-
-static void
-put32(uint8_t *p, bool be, uint32_t v)
-{
-	if (be)
-	{
-		put16(p, true, v >> 16);
-		put16(p + 2, true, v & 0xFFFF);
-	}
-	else
-	{
-		put16(p, false, v & 0xFFFF);
-		put16(p + 2, false, v >> 16);
-	}
-}
-
-static uint8_t *
-ifd_entry(uint8_t *p, bool be, unsigned tag, unsigned type, uint32_t count)
-{
-	put16(p, be, tag);
-	put16(p + 2, be, type);
-	put32(p + 4, be, count);
-	memset(p + 8, 0, 4);
-	return p + 8;
-}
-
-/*
- * An APP1 EXIF payload ("Exif\0\0" + TIFF block) built by hand: IFD0 with
- * ImageDescription (the canary, when given), Orientation (when 0..65535,
- * i.e. orientation >= 0) and a GPS IFD pointer (when gps).  Returns the
- * payload length.
- */
-static size_t
-build_exif(uint8_t *buf, bool be, int orientation, bool gps, const char *canary)
-{
-	uint8_t    *t = buf + 6;	/* TIFF header */
-	int			n = (canary ? 1 : 0) + (orientation >= 0 ? 1 : 0) + (gps ? 1 : 0);
-	uint32_t	ifd0 = 8;
-	uint32_t	after_ifd0 = ifd0 + 2 + 12 * n + 4;
-	uint32_t	gps_ifd = after_ifd0;
-	uint32_t	str = gps ? gps_ifd + 2 + 12 + 4 : after_ifd0;
-	uint8_t    *e = t + ifd0 + 2;
-	size_t		clen = canary ? strlen(canary) + 1 : 0;
-
-	memcpy(buf, "Exif\0\0", 6);
-	memcpy(t, be ? "MM\0*" : "II*\0", 4);
-	put32(t + 4, be, ifd0);
-	put16(t + ifd0, be, (unsigned) n);
-	if (canary)
-	{
-		put32(ifd_entry(e, be, 0x010E, 2, (uint32_t) clen), be, str);
-		e += 12;
-	}
-	if (orientation >= 0)
-	{
-		put16(ifd_entry(e, be, 0x0112, 3, 1), be, (unsigned) orientation);
-		e += 12;
-	}
-	if (gps)
-	{
-		put32(ifd_entry(e, be, 0x8825, 4, 1), be, gps_ifd);
-		e += 12;
-	}
-	put32(e, be, 0);			/* no IFD1 */
-	if (gps)
-	{
-		uint8_t    *g = t + gps_ifd;
-		uint8_t    *v;
-
-		put16(g, be, 1);
-		v = ifd_entry(g + 2, be, 0x0000, 1, 4);	/* GPSVersionID 2.3.0.0 */
-		v[0] = 2;
-		v[1] = 3;
-		put32(g + 2 + 12, be, 0);
-	}
-	if (canary)
-		memcpy(t + str, canary, clen);
-	return 6 + str + clen;
-}
-
-static const char xmp_packet[] =
-"http://ns.adobe.com/xap/1.0/\0"
-"<?xpacket begin='\xEF\xBB\xBF' id='W5M0MpCehiHzreSzNTczkc9d'?>"
-"<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>"
-"<rdf:Description xmlns:dc='http://purl.org/dc/elements/1.1/' dc:title='IMGMOD-CANARY-XMP'/>"
-"</rdf:RDF></x:xmpmeta><?xpacket end='w'?>";
-
-/* Photoshop 3.0 resource block with one IPTC record (caption). */
-static size_t
-build_app13(uint8_t *buf)
-{
-	static const char caption[] = "IMGMOD-CANARY-IPTC";
-	size_t		clen = sizeof(caption) - 1;
-	size_t		iptc_len = 5 + clen;
-	uint8_t    *p = buf;
-
-	memcpy(p, "Photoshop 3.0\0", 14);
-	p += 14;
-	memcpy(p, "8BIM\x04\x04\x00\x00", 8);
-	p += 8;
-	put32(p, true, (uint32_t) iptc_len);
-	p += 4;
-	p[0] = 0x1C;
-	p[1] = 2;
-	p[2] = 120;
-	put16(p + 3, true, (unsigned) clen);
-	memcpy(p + 5, caption, clen);
-	p += iptc_len;
-	if (iptc_len & 1)
-		*p++ = 0;
-	return (size_t) (p - buf);
-}
-
-/* APP2 payload: "ICC_PROFILE\0" 1 1 + lcms2's built-in sRGB profile. */
-static size_t
-build_icc_app2(uint8_t *buf, size_t cap, size_t *profile_len)
-{
-	cmsHPROFILE p = cmsCreate_sRGBProfile();
-	cmsUInt32Number n = 0;
-
-	*profile_len = 0;
-	if (p == NULL)
-		return 0;
-	if (!cmsSaveProfileToMem(p, NULL, &n) || n + 14 > cap ||
-		!cmsSaveProfileToMem(p, buf + 14, &n))
-	{
-		cmsCloseProfile(p);
-		return 0;
-	}
-	cmsCloseProfile(p);
-	memcpy(buf, "ICC_PROFILE\0\1\1", 14);
-	*profile_len = n;
-	return 14 + n;
-}
-
 static img_status
-probe(const jbuf *b, img_info *info, img_error *err)
+probe(const jb_buf *b, img_info *info, img_error *err)
 {
 	img_limits	lim;
 
@@ -310,36 +33,9 @@ probe(const jbuf *b, img_info *info, img_error *err)
 	return img_probe(b->data, b->len, &lim, info, err);
 }
 
-static img_status
-load(const uint8_t *data, size_t len, uint32_t min_w, uint32_t min_h, img_raster *out,
-	 img_error *err)
-{
-	img_limits	lim;
-	img_load_options opt;
-
-	img_limits_default(&lim);
-	img_load_options_default(&opt);
-	opt.min_width = min_w;
-	opt.min_height = min_h;
-	return img_load(data, len, &lim, &opt, out, NULL, err);
-}
-
-static void
-mean_rgb(const img_raster *r, uint32_t x0, uint32_t y0, uint32_t w, uint32_t h, double m[3])
-{
-	double		s[3] = {0, 0, 0};
-
-	for (uint32_t y = y0; y < y0 + h; y++)
-		for (uint32_t x = x0; x < x0 + w; x++)
-			for (int c = 0; c < 3; c++)
-				s[c] += r->pixels[y * r->stride + x * r->channels + c];
-	for (int c = 0; c < 3; c++)
-		m[c] = s[c] / ((double) w * h);
-}
-
 /* Offset of the first byte of entropy-coded data (after the first SOS header). */
 static size_t
-entropy_start(const jbuf *b)
+entropy_start(const jb_buf *b)
 {
 	size_t		pos = 2;
 
@@ -357,7 +53,7 @@ entropy_start(const jbuf *b)
 
 /* A progressive JPEG written with libjpeg directly (the core writes baseline only). */
 static bool
-progressive_jpeg(const img_raster *r, bool grey, jbuf *out)
+progressive_jpeg(const img_raster *r, bool grey, jb_buf *out)
 {
 	struct jpeg_compress_struct c;
 	struct jpeg_error_mgr jerr;
@@ -416,12 +112,12 @@ TEST_SUITE(jpeg_probe_generated)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 	{
-		jbuf		j;
+		jb_buf		j;
 		img_info	info;
 		img_error	err = {0};
 		img_status	st;
 
-		if (!gradient_jpeg(cases[i].w, cases[i].h, cases[i].q, &j))
+		if (!jb_gradient_jpeg(cases[i].w, cases[i].h, cases[i].q, &j))
 		{
 			CHECK(false, "could not encode %ux%u", cases[i].w, cases[i].h);
 			continue;
@@ -449,7 +145,7 @@ TEST_SUITE(jpeg_probe_generated)
 			  info.has_exif, info.has_gps, info.has_xmp, info.has_icc, info.has_iptc,
 			  info.has_comment, info.has_trailing_data);
 		CHECK(info.icc_bytes == 0 && info.icc_description[0] == '\0', "no ICC bytes");
-		jbuf_free(&j);
+		jb_free(&j);
 	}
 }
 
@@ -466,19 +162,19 @@ TEST_SUITE(jpeg_load_pixels)
 			img_raster	src;
 			img_raster	out;
 			img_error	err = {0};
-			jbuf		j;
+			jb_buf		j;
 			int			maxdiff = 0;
 			img_status	st;
 
-			if (!make_solid(&src, 40, 30, colours[c][0], colours[c][1], colours[c][2]))
+			if (!jb_make_solid(&src, 40, 30, colours[c][0], colours[c][1], colours[c][2]))
 				continue;
-			if (!encode(&src, qualities[qi], &j))
+			if (!jb_encode(&src, qualities[qi], &j))
 			{
 				CHECK(false, "encode failed");
 				img_raster_free(&src);
 				continue;
 			}
-			st = load(j.data, j.len, 0, 0, &out, &err);
+			st = jb_load(j.data, j.len, 0, 0, &out, NULL, &err);
 			CHECK(st == IMG_OK, "load solid: %s", err.message);
 			if (st == IMG_OK)
 			{
@@ -497,7 +193,7 @@ TEST_SUITE(jpeg_load_pixels)
 					  colours[c][0], colours[c][1], colours[c][2], qualities[qi], maxdiff);
 				img_raster_free(&out);
 			}
-			jbuf_free(&j);
+			jb_free(&j);
 			img_raster_free(&src);
 		}
 
@@ -506,11 +202,11 @@ TEST_SUITE(jpeg_load_pixels)
 		img_raster	src;
 		img_raster	out;
 		img_error	err = {0};
-		jbuf		j;
+		jb_buf		j;
 
-		if (make_gradient(&src, 256, 96) && encode(&src, 95, &j))
+		if (jb_make_gradient(&src, 256, 96) && jb_encode(&src, 95, &j))
 		{
-			if (load(j.data, j.len, 0, 0, &out, &err) == IMG_OK)
+			if (jb_load(j.data, j.len, 0, 0, &out, NULL, &err) == IMG_OK)
 			{
 				double		sum = 0;
 				int			maxd = 0;
@@ -536,7 +232,7 @@ TEST_SUITE(jpeg_load_pixels)
 			}
 			else
 				CHECK(false, "gradient load failed: %s", err.message);
-			jbuf_free(&j);
+			jb_free(&j);
 		}
 		img_raster_free(&src);
 	}
@@ -587,14 +283,14 @@ TEST_SUITE(jpeg_shrink_on_load)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 	{
-		jbuf		j;
+		jb_buf		j;
 		img_raster	out;
 		img_error	err = {0};
 		img_status	st;
 
-		if (!gradient_jpeg(cases[i].w, cases[i].h, 80, &j))
+		if (!jb_gradient_jpeg(cases[i].w, cases[i].h, 80, &j))
 			continue;
-		st = load(j.data, j.len, cases[i].min_w, cases[i].min_h, &out, &err);
+		st = jb_load(j.data, j.len, cases[i].min_w, cases[i].min_h, &out, NULL, &err);
 		CHECK(st == IMG_OK, "load: %s", err.message);
 		if (st == IMG_OK)
 		{
@@ -639,23 +335,23 @@ TEST_SUITE(jpeg_shrink_on_load)
 				  out.pixels[(out.width - 1) * 3]);
 			img_raster_free(&out);
 		}
-		jbuf_free(&j);
+		jb_free(&j);
 	}
 
 	/* the minimum is upright: orientation 6 stores 768x1024 shown as 1024x768 */
 	{
-		jbuf		j;
-		jbuf		seg = {0};
-		jbuf		spliced;
+		jb_buf		j;
+		jb_buf		seg = {0};
+		jb_buf		spliced;
 		uint8_t		exif[256];
 		img_raster	out;
 		img_error	err = {0};
 
-		if (gradient_jpeg(768, 1024, 80, &j))
+		if (jb_gradient_jpeg(768, 1024, 80, &j))
 		{
-			add_segment(&seg, 0xE1, exif, build_exif(exif, true, 6, false, NULL));
-			spliced = splice(&j, &seg, NULL, 0);
-			if (load(spliced.data, spliced.len, 256, 0, &out, &err) == IMG_OK)
+			jb_add_segment(&seg, 0xE1, exif, jb_build_exif(exif, true, 6, false, NULL));
+			spliced = jb_splice(&j, &seg, NULL, 0);
+			if (jb_load(spliced.data, spliced.len, 256, 0, &out, NULL, &err) == IMG_OK)
 			{
 				CHECK(out.width == 256 && out.height == 192,
 					  "orientation 6, upright min width 256: expected 256x192, got %ux%u",
@@ -664,7 +360,7 @@ TEST_SUITE(jpeg_shrink_on_load)
 			}
 			else
 				CHECK(false, "load oriented: %s", err.message);
-			if (load(spliced.data, spliced.len, 0, 384, &out, &err) == IMG_OK)
+			if (jb_load(spliced.data, spliced.len, 0, 384, &out, NULL, &err) == IMG_OK)
 			{
 				CHECK(out.width == 512 && out.height == 384,
 					  "orientation 6, upright min height 384: expected 512x384, got %ux%u",
@@ -673,15 +369,15 @@ TEST_SUITE(jpeg_shrink_on_load)
 			}
 			else
 				CHECK(false, "load oriented: %s", err.message);
-			jbuf_free(&spliced);
-			jbuf_free(&seg);
-			jbuf_free(&j);
+			jb_free(&spliced);
+			jb_free(&seg);
+			jb_free(&j);
 		}
 	}
 }
 
 static void
-check_flags(const char *what, const jbuf *b, bool exif, bool gps, bool xmp, bool icc,
+check_flags(const char *what, const jb_buf *b, bool exif, bool gps, bool xmp, bool icc,
 			bool iptc, bool com, bool trail, int orientation)
 {
 	img_info	info;
@@ -705,12 +401,12 @@ check_flags(const char *what, const jbuf *b, bool exif, bool gps, bool xmp, bool
 
 TEST_SUITE(jpeg_metadata)
 {
-	jbuf		j;
+	jb_buf		j;
 	uint8_t		buf[4096];
 	size_t		n;
 	char		what[64];
 
-	if (!gradient_jpeg(64, 48, 85, &j))
+	if (!jb_gradient_jpeg(64, 48, 85, &j))
 	{
 		CHECK(false, "encode failed");
 		return;
@@ -720,16 +416,16 @@ TEST_SUITE(jpeg_metadata)
 	for (int be = 0; be <= 1; be++)
 		for (int o = 1; o <= 8; o++)
 		{
-			jbuf		seg = {0};
-			jbuf		s;
+			jb_buf		seg = {0};
+			jb_buf		s;
 
-			n = build_exif(buf, be, o, o == 3, o == 5 ? "IMGMOD-CANARY-EXIF" : NULL);
-			add_segment(&seg, 0xE1, buf, n);
-			s = splice(&j, &seg, NULL, 0);
+			n = jb_build_exif(buf, be, o, o == 3, o == 5 ? "IMGMOD-CANARY-EXIF" : NULL);
+			jb_add_segment(&seg, 0xE1, buf, n);
+			s = jb_splice(&j, &seg, NULL, 0);
 			snprintf(what, sizeof(what), "exif %s orientation %d", be ? "MM" : "II", o);
 			check_flags(what, &s, true, o == 3, false, false, false, false, false, o);
-			jbuf_free(&s);
-			jbuf_free(&seg);
+			jb_free(&s);
+			jb_free(&seg);
 		}
 
 	/* out-of-range and absent orientation mean "as stored" */
@@ -738,68 +434,68 @@ TEST_SUITE(jpeg_metadata)
 
 		for (size_t i = 0; i < sizeof(bogus) / sizeof(bogus[0]); i++)
 		{
-			jbuf		seg = {0};
-			jbuf		s;
+			jb_buf		seg = {0};
+			jb_buf		s;
 
-			n = build_exif(buf, i & 1, bogus[i], false, "x");
-			add_segment(&seg, 0xE1, buf, n);
-			s = splice(&j, &seg, NULL, 0);
+			n = jb_build_exif(buf, i & 1, bogus[i], false, "x");
+			jb_add_segment(&seg, 0xE1, buf, n);
+			s = jb_splice(&j, &seg, NULL, 0);
 			snprintf(what, sizeof(what), "exif orientation %d", bogus[i]);
 			check_flags(what, &s, true, false, false, false, false, false, false, 1);
-			jbuf_free(&s);
-			jbuf_free(&seg);
+			jb_free(&s);
+			jb_free(&seg);
 		}
 	}
 
 	/* EXIF whose TIFF block is garbage: present, orientation 1 */
 	{
-		jbuf		seg = {0};
-		jbuf		s;
+		jb_buf		seg = {0};
+		jb_buf		s;
 
 		memcpy(buf, "Exif\0\0MM\0*\xFF\xFF\xFF\xF0garbage-garbage", 29);
-		add_segment(&seg, 0xE1, buf, 29);
-		s = splice(&j, &seg, NULL, 0);
+		jb_add_segment(&seg, 0xE1, buf, 29);
+		s = jb_splice(&j, &seg, NULL, 0);
 		check_flags("exif with a wild IFD offset", &s, true, false, false, false, false, false, false, 1);
-		jbuf_free(&s);
-		jbuf_free(&seg);
+		jb_free(&s);
+		jb_free(&seg);
 	}
 
 	/* XMP */
 	{
-		jbuf		seg = {0};
-		jbuf		s;
+		jb_buf		seg = {0};
+		jb_buf		s;
 
-		add_segment(&seg, 0xE1, xmp_packet, sizeof(xmp_packet) - 1);
-		s = splice(&j, &seg, NULL, 0);
+		jb_add_segment(&seg, 0xE1, jb_xmp_packet, jb_xmp_packet_len);
+		s = jb_splice(&j, &seg, NULL, 0);
 		check_flags("xmp", &s, false, false, true, false, false, false, false, 1);
-		jbuf_free(&s);
-		jbuf_free(&seg);
+		jb_free(&s);
+		jb_free(&seg);
 	}
 
 	/* an APP1 that is neither EXIF nor XMP */
 	{
-		jbuf		seg = {0};
-		jbuf		s;
+		jb_buf		seg = {0};
+		jb_buf		s;
 
-		add_segment(&seg, 0xE1, "SomethingElse\0\1\2\3", 17);
-		s = splice(&j, &seg, NULL, 0);
+		jb_add_segment(&seg, 0xE1, "SomethingElse\0\1\2\3", 17);
+		s = jb_splice(&j, &seg, NULL, 0);
 		check_flags("unknown app1", &s, false, false, false, false, false, false, false, 1);
-		jbuf_free(&s);
-		jbuf_free(&seg);
+		jb_free(&s);
+		jb_free(&seg);
 	}
 
 	/* ICC profile in one APP2 chunk: flagged, sized and named */
 	{
-		jbuf		seg = {0};
-		jbuf		s;
+		jb_buf		seg = {0};
+		jb_buf		s;
 		size_t		plen;
 		img_info	info;
 		img_error	err = {0};
 
-		n = build_icc_app2(buf, sizeof(buf), &plen);
+		n = jb_build_icc_app2(buf, sizeof(buf), &plen);
 		CHECK(n > 0, "lcms2 built an sRGB profile");
-		add_segment(&seg, 0xE2, buf, n);
-		s = splice(&j, &seg, NULL, 0);
+		jb_add_segment(&seg, 0xE2, buf, n);
+		s = jb_splice(&j, &seg, NULL, 0);
 		check_flags("icc", &s, false, false, false, true, false, false, false, 1);
 		if (probe(&s, &info, &err) == IMG_OK)
 		{
@@ -818,67 +514,67 @@ TEST_SUITE(jpeg_metadata)
 			CHECK(st == IMG_ERR_METADATA_TOO_LARGE, "ICC over max_metadata_bytes: got %s",
 				  img_status_name(st));
 		}
-		jbuf_free(&s);
-		jbuf_free(&seg);
+		jb_free(&s);
+		jb_free(&seg);
 	}
 
 	/* Photoshop APP13 (IPTC) */
 	{
-		jbuf		seg = {0};
-		jbuf		s;
+		jb_buf		seg = {0};
+		jb_buf		s;
 
-		n = build_app13(buf);
-		add_segment(&seg, 0xED, buf, n);
-		s = splice(&j, &seg, NULL, 0);
+		n = jb_build_app13(buf);
+		jb_add_segment(&seg, 0xED, buf, n);
+		s = jb_splice(&j, &seg, NULL, 0);
 		check_flags("app13", &s, false, false, false, false, true, false, false, 1);
-		jbuf_free(&s);
-		jbuf_free(&seg);
+		jb_free(&s);
+		jb_free(&seg);
 	}
 
 	/* COM */
 	{
-		jbuf		seg = {0};
-		jbuf		s;
+		jb_buf		seg = {0};
+		jb_buf		s;
 
-		add_segment(&seg, 0xFE, "IMGMOD-CANARY-COM", 17);
-		s = splice(&j, &seg, NULL, 0);
+		jb_add_segment(&seg, 0xFE, "IMGMOD-CANARY-COM", 17);
+		s = jb_splice(&j, &seg, NULL, 0);
 		check_flags("com", &s, false, false, false, false, false, true, false, 1);
-		jbuf_free(&s);
-		jbuf_free(&seg);
+		jb_free(&s);
+		jb_free(&seg);
 	}
 
 	/* bytes after EOI */
 	{
-		jbuf		s = splice(&j, NULL, "PK\x03\x04trailing", 12);
+		jb_buf		s = jb_splice(&j, NULL, "PK\x03\x04trailing", 12);
 
 		check_flags("trailer", &s, false, false, false, false, false, false, true, 1);
-		jbuf_free(&s);
+		jb_free(&s);
 	}
 	/* a single byte after EOI counts too */
 	{
-		jbuf		s = splice(&j, NULL, "\0", 1);
+		jb_buf		s = jb_splice(&j, NULL, "\0", 1);
 
 		check_flags("one trailing byte", &s, false, false, false, false, false, false, true, 1);
-		jbuf_free(&s);
+		jb_free(&s);
 	}
 
 	/* everything at once, LE EXIF orientation 8, and the pixels still load upright */
 	{
-		jbuf		seg = {0};
-		jbuf		s;
+		jb_buf		seg = {0};
+		jb_buf		s;
 		size_t		plen;
 		img_raster	out;
 		img_error	err = {0};
 
-		add_segment(&seg, 0xE1, buf, build_exif(buf, false, 8, true, "IMGMOD-CANARY-EXIF"));
-		add_segment(&seg, 0xE1, xmp_packet, sizeof(xmp_packet) - 1);
-		n = build_icc_app2(buf, sizeof(buf), &plen);
-		add_segment(&seg, 0xE2, buf, n);
-		add_segment(&seg, 0xED, buf, build_app13(buf));
-		add_segment(&seg, 0xFE, "IMGMOD-CANARY-COM", 17);
-		s = splice(&j, &seg, "IMGMOD-CANARY-TRAIL", 19);
+		jb_add_segment(&seg, 0xE1, buf, jb_build_exif(buf, false, 8, true, "IMGMOD-CANARY-EXIF"));
+		jb_add_segment(&seg, 0xE1, jb_xmp_packet, jb_xmp_packet_len);
+		n = jb_build_icc_app2(buf, sizeof(buf), &plen);
+		jb_add_segment(&seg, 0xE2, buf, n);
+		jb_add_segment(&seg, 0xED, buf, jb_build_app13(buf));
+		jb_add_segment(&seg, 0xFE, "IMGMOD-CANARY-COM", 17);
+		s = jb_splice(&j, &seg, "IMGMOD-CANARY-TRAIL", 19);
 		check_flags("all metadata", &s, true, true, true, true, true, true, true, 8);
-		if (load(s.data, s.len, 0, 0, &out, &err) == IMG_OK)
+		if (jb_load(s.data, s.len, 0, 0, &out, NULL, &err) == IMG_OK)
 		{
 			CHECK(out.width == 48 && out.height == 64, "orientation 8 loads as 48x64, got %ux%u",
 				  out.width, out.height);
@@ -893,28 +589,28 @@ TEST_SUITE(jpeg_metadata)
 		}
 		else
 			CHECK(false, "load with all metadata: %s", err.message);
-		jbuf_free(&s);
-		jbuf_free(&seg);
+		jb_free(&s);
+		jb_free(&seg);
 	}
-	jbuf_free(&j);
+	jb_free(&j);
 }
 
 TEST_SUITE(jpeg_truncation)
 {
-	jbuf		j;
-	jbuf		seg = {0};
-	jbuf		s;
+	jb_buf		j;
+	jb_buf		seg = {0};
+	jb_buf		s;
 	uint8_t		exif[256];
 	size_t		start;
 	int			bad = 0;
 
-	if (!gradient_jpeg(96, 64, 85, &j))
+	if (!jb_gradient_jpeg(96, 64, 85, &j))
 		return;
-	add_segment(&seg, 0xE1, exif, build_exif(exif, true, 6, true, "IMGMOD-CANARY"));
-	add_segment(&seg, 0xFE, "a comment", 9);
-	s = splice(&j, &seg, NULL, 0);
-	jbuf_free(&seg);
-	jbuf_free(&j);
+	jb_add_segment(&seg, 0xE1, exif, jb_build_exif(exif, true, 6, true, "IMGMOD-CANARY"));
+	jb_add_segment(&seg, 0xFE, "a comment", 9);
+	s = jb_splice(&j, &seg, NULL, 0);
+	jb_free(&seg);
+	jb_free(&j);
 
 	/*
 	 * Every proper prefix.  From 3 bytes on the data sniffs as JPEG and the
@@ -925,7 +621,7 @@ TEST_SUITE(jpeg_truncation)
 	{
 		img_raster	out;
 		img_error	err = {0};
-		img_status	st = load(s.data, len, 0, 0, &out, &err);
+		img_status	st = jb_load(s.data, len, 0, 0, &out, NULL, &err);
 
 		if (st == IMG_OK)
 		{
@@ -966,7 +662,7 @@ TEST_SUITE(jpeg_truncation)
 		memcpy(t, s.data, cut);
 		t[cut] = 0xFF;
 		t[cut + 1] = 0xD9;
-		st = load(t, cut + 2, 0, 0, &out, &err);
+		st = jb_load(t, cut + 2, 0, 0, &out, NULL, &err);
 		CHECK(st == IMG_ERR_TRUNCATED || st == IMG_ERR_CORRUPT,
 			  "entropy data cut at %d%% then EOI: load gave %s, expected truncated/corrupt",
 			  pct, img_status_name(st));
@@ -980,18 +676,18 @@ TEST_SUITE(jpeg_truncation)
 		img_normalised_free(&norm);
 		free(t);
 	}
-	jbuf_free(&s);
+	jb_free(&s);
 }
 
 TEST_SUITE(jpeg_bit_flips)
 {
-	jbuf		j;
+	jb_buf		j;
 	size_t		start;
 	int			ok_count = 0;
 	int			err_count = 0;
 	static const uint8_t masks[] = {0x01, 0x10, 0x80, 0xFF};
 
-	if (!gradient_jpeg(96, 64, 85, &j))
+	if (!jb_gradient_jpeg(96, 64, 85, &j))
 		return;
 	start = entropy_start(&j);
 	CHECK(start > 0, "found the entropy-coded data");
@@ -1006,7 +702,7 @@ TEST_SUITE(jpeg_bit_flips)
 			img_status	st;
 
 			j.data[pos] ^= masks[m];
-			st = load(j.data, j.len, 0, 0, &out, &err);
+			st = jb_load(j.data, j.len, 0, 0, &out, NULL, &err);
 			if (st == IMG_OK)
 			{
 				CHECK(out.width == 96 && out.height == 64, "a damaged file that decodes keeps its size");
@@ -1039,7 +735,7 @@ TEST_SUITE(jpeg_bit_flips)
 	}
 	CHECK(ok_count + err_count == 240, "all 240 damaged variants ran (%d ok, %d refused)",
 		  ok_count, err_count);
-	jbuf_free(&j);
+	jb_free(&j);
 }
 
 TEST_SUITE(jpeg_scans_and_limits)
@@ -1078,11 +774,11 @@ TEST_SUITE(jpeg_scans_and_limits)
 	for (int grey = 0; grey <= 1; grey++)
 	{
 		img_raster	r;
-		jbuf		p;
+		jb_buf		p;
 		img_raster	out;
 		img_load_options opt;
 
-		if (!make_gradient(&r, 200, 120))
+		if (!jb_make_gradient(&r, 200, 120))
 			continue;
 		if (progressive_jpeg(&r, grey, &p))
 		{
@@ -1098,7 +794,7 @@ TEST_SUITE(jpeg_scans_and_limits)
 			img_load_options_default(&opt);
 			st = img_load(p.data, p.len, &lim, &opt, &out, NULL, &err);
 			CHECK(st == IMG_ERR_TOO_MANY_SCANS, "load with max_scans 1: %s", img_status_name(st));
-			if (load(p.data, p.len, 0, 0, &out, &err) == IMG_OK)
+			if (jb_load(p.data, p.len, 0, 0, &out, NULL, &err) == IMG_OK)
 			{
 				CHECK(out.width == 200 && out.height == 120, "progressive decodes at 200x120");
 				if (!grey)
@@ -1107,16 +803,16 @@ TEST_SUITE(jpeg_scans_and_limits)
 			}
 			else
 				CHECK(false, "progressive load: %s", err.message);
-			jbuf_free(&p);
+			jb_free(&p);
 		}
 		img_raster_free(&r);
 	}
 
 	/* size limits on a generated 300x200 */
 	{
-		jbuf		j;
+		jb_buf		j;
 
-		if (gradient_jpeg(300, 200, 80, &j))
+		if (jb_gradient_jpeg(300, 200, 80, &j))
 		{
 			img_limits_default(&lim);
 			lim.max_pixels = 300 * 200 - 1;
@@ -1132,7 +828,7 @@ TEST_SUITE(jpeg_scans_and_limits)
 			lim.max_bytes = j.len - 1;
 			st = img_probe(j.data, j.len, &lim, &info, &err);
 			CHECK(st == IMG_ERR_TOO_MANY_BYTES, "max_bytes one under: %s", img_status_name(st));
-			jbuf_free(&j);
+			jb_free(&j);
 		}
 	}
 }
@@ -1146,7 +842,7 @@ cell_means(const img_raster *r, double cells[24][3])
 
 	for (int gy = 0; gy < 4; gy++)
 		for (int gx = 0; gx < 6; gx++)
-			mean_rgb(r, gx * cw, gy * ch, cw, ch, cells[gy * 6 + gx]);
+			jb_mean_rgb(r, gx * cw, gy * ch, cw, ch, cells[gy * 6 + gx]);
 }
 
 TEST_SUITE(jpeg_colour_fixtures)
@@ -1173,14 +869,14 @@ TEST_SUITE(jpeg_colour_fixtures)
 	CHECK(base != NULL, "baseline fixture readable");
 	if (base == NULL)
 		return;
-	if (load(base, len, 0, 0, &ref, &err) != IMG_OK)
+	if (jb_load(base, len, 0, 0, &ref, NULL, &err) != IMG_OK)
 	{
 		CHECK(false, "baseline fixture loads: %s", err.message);
 		free(base);
 		return;
 	}
 	free(base);
-	mean_rgb(&ref, 0, 0, ref.width, ref.height, ref_mean);
+	jb_mean_rgb(&ref, 0, 0, ref.width, ref.height, ref_mean);
 	cell_means(&ref, ref_cells);
 	/* the picture is a brownish landscape: red > green > blue */
 	CHECK(ref_mean[0] > ref_mean[1] && ref_mean[1] > ref_mean[2],
@@ -1214,7 +910,7 @@ TEST_SUITE(jpeg_colour_fixtures)
 			CHECK(out.width == 1200 && out.height == 672 && out.channels == 3,
 				  "%s decodes to 1200x672 RGB, got %ux%ux%u", fixtures[i].name,
 				  out.width, out.height, out.channels);
-			mean_rgb(&out, 0, 0, out.width, out.height, m);
+			jb_mean_rgb(&out, 0, 0, out.width, out.height, m);
 			cell_means(&out, cells);
 			for (int c = 0; c < 3; c++)
 			{

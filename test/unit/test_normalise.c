@@ -14,6 +14,7 @@
  */
 #include "test.h"
 #include "imgcore.h"
+#include "jpeg_builder.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,232 +23,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-typedef struct jbuf
-{
-	uint8_t    *data;			/* malloc'd */
-	size_t		len;
-} jbuf;
-
-static void
-jbuf_free(jbuf *b)
-{
-	free(b->data);
-	b->data = NULL;
-	b->len = 0;
-}
-
-/* Encode with the core encoder into a malloc'd buffer. */
-static bool
-encode(const img_raster *r, int quality, jbuf *out)
-{
-	img_buffer	b;
-	img_error	err;
-
-	out->data = NULL;
-	out->len = 0;
-	if (img_encode_jpeg(r, quality, &b, &err) != IMG_OK)
-		return false;
-	out->data = malloc(b.len);
-	if (out->data)
-	{
-		memcpy(out->data, b.data, b.len);
-		out->len = b.len;
-	}
-	img_buffer_free(&b);
-	return out->data != NULL;
-}
-
-/* Append one marker segment (FF marker length payload) to seg. */
-static void
-add_segment(jbuf *seg, uint8_t marker, const void *payload, size_t plen)
-{
-	uint8_t    *p = realloc(seg->data, seg->len + plen + 4);
-
-	if (p == NULL)
-		return;
-	seg->data = p;
-	p += seg->len;
-	p[0] = 0xFF;
-	p[1] = marker;
-	p[2] = (uint8_t) ((plen + 2) >> 8);
-	p[3] = (uint8_t) (plen + 2);
-	memcpy(p + 4, payload, plen);
-	seg->len += plen + 4;
-}
-
-/* SOI + segments + the rest of jpeg (after its SOI) + trailer. */
-static jbuf
-splice(const jbuf *jpeg, const jbuf *segments, const void *trailer, size_t tlen)
-{
-	jbuf		out;
-	size_t		slen = segments ? segments->len : 0;
-
-	out.len = jpeg->len + slen + tlen;
-	out.data = malloc(out.len);
-	if (out.data == NULL)
-	{
-		out.len = 0;
-		return out;
-	}
-	memcpy(out.data, jpeg->data, 2);
-	if (slen)
-		memcpy(out.data + 2, segments->data, slen);
-	memcpy(out.data + 2 + slen, jpeg->data + 2, jpeg->len - 2);
-	if (tlen)
-		memcpy(out.data + jpeg->len + slen, trailer, tlen);
-	return out;
-}
-
-static void
-put16(uint8_t *p, bool be, unsigned v)
-{
-	if (be)
-	{
-		p[0] = (uint8_t) (v >> 8);
-		p[1] = (uint8_t) v;
-	}
-	else
-	{
-		p[0] = (uint8_t) v;
-		p[1] = (uint8_t) (v >> 8);
-	}
-}
-
-static void
-put32(uint8_t *p, bool be, uint32_t v)
-{
-	if (be)
-	{
-		put16(p, true, v >> 16);
-		put16(p + 2, true, v & 0xFFFF);
-	}
-	else
-	{
-		put16(p, false, v & 0xFFFF);
-		put16(p + 2, false, v >> 16);
-	}
-}
-
-static uint8_t *
-ifd_entry(uint8_t *p, bool be, unsigned tag, unsigned type, uint32_t count)
-{
-	put16(p, be, tag);
-	put16(p + 2, be, type);
-	put32(p + 4, be, count);
-	memset(p + 8, 0, 4);
-	return p + 8;
-}
-
-/*
- * An APP1 EXIF payload ("Exif\0\0" + TIFF block) built by hand: IFD0 with
- * ImageDescription (the canary, when given), Orientation (when 0..65535,
- * i.e. orientation >= 0) and a GPS IFD pointer (when gps).  Returns the
- * payload length.
- */
-static size_t
-build_exif(uint8_t *buf, bool be, int orientation, bool gps, const char *canary)
-{
-	uint8_t    *t = buf + 6;	/* TIFF header */
-	int			n = (canary ? 1 : 0) + (orientation >= 0 ? 1 : 0) + (gps ? 1 : 0);
-	uint32_t	ifd0 = 8;
-	uint32_t	after_ifd0 = ifd0 + 2 + 12 * n + 4;
-	uint32_t	gps_ifd = after_ifd0;
-	uint32_t	str = gps ? gps_ifd + 2 + 12 + 4 : after_ifd0;
-	uint8_t    *e = t + ifd0 + 2;
-	size_t		clen = canary ? strlen(canary) + 1 : 0;
-
-	memcpy(buf, "Exif\0\0", 6);
-	memcpy(t, be ? "MM\0*" : "II*\0", 4);
-	put32(t + 4, be, ifd0);
-	put16(t + ifd0, be, (unsigned) n);
-	if (canary)
-	{
-		put32(ifd_entry(e, be, 0x010E, 2, (uint32_t) clen), be, str);
-		e += 12;
-	}
-	if (orientation >= 0)
-	{
-		put16(ifd_entry(e, be, 0x0112, 3, 1), be, (unsigned) orientation);
-		e += 12;
-	}
-	if (gps)
-	{
-		put32(ifd_entry(e, be, 0x8825, 4, 1), be, gps_ifd);
-		e += 12;
-	}
-	put32(e, be, 0);			/* no IFD1 */
-	if (gps)
-	{
-		uint8_t    *g = t + gps_ifd;
-		uint8_t    *v;
-
-		put16(g, be, 1);
-		v = ifd_entry(g + 2, be, 0x0000, 1, 4);	/* GPSVersionID 2.3.0.0 */
-		v[0] = 2;
-		v[1] = 3;
-		put32(g + 2 + 12, be, 0);
-	}
-	if (canary)
-		memcpy(t + str, canary, clen);
-	return 6 + str + clen;
-}
-
-static const char xmp_packet[] =
-"http://ns.adobe.com/xap/1.0/\0"
-"<?xpacket begin='\xEF\xBB\xBF' id='W5M0MpCehiHzreSzNTczkc9d'?>"
-"<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>"
-"<rdf:Description xmlns:dc='http://purl.org/dc/elements/1.1/' dc:title='IMGMOD-CANARY-XMP'/>"
-"</rdf:RDF></x:xmpmeta><?xpacket end='w'?>";
-
-/* Photoshop 3.0 resource block with one IPTC record (caption). */
-static size_t
-build_app13(uint8_t *buf)
-{
-	static const char caption[] = "IMGMOD-CANARY-IPTC";
-	size_t		clen = sizeof(caption) - 1;
-	size_t		iptc_len = 5 + clen;
-	uint8_t    *p = buf;
-
-	memcpy(p, "Photoshop 3.0\0", 14);
-	p += 14;
-	memcpy(p, "8BIM\x04\x04\x00\x00", 8);
-	p += 8;
-	put32(p, true, (uint32_t) iptc_len);
-	p += 4;
-	p[0] = 0x1C;
-	p[1] = 2;
-	p[2] = 120;
-	put16(p + 3, true, (unsigned) clen);
-	memcpy(p + 5, caption, clen);
-	p += iptc_len;
-	if (iptc_len & 1)
-		*p++ = 0;
-	return (size_t) (p - buf);
-}
-
-/* APP2 payload: "ICC_PROFILE\0" 1 1 + lcms2's built-in sRGB profile. */
-static size_t
-build_icc_app2(uint8_t *buf, size_t cap, size_t *profile_len)
-{
-	cmsHPROFILE p = cmsCreate_sRGBProfile();
-	cmsUInt32Number n = 0;
-
-	*profile_len = 0;
-	if (p == NULL)
-		return 0;
-	if (!cmsSaveProfileToMem(p, NULL, &n) || n + 14 > cap ||
-		!cmsSaveProfileToMem(p, buf + 14, &n))
-	{
-		cmsCloseProfile(p);
-		return 0;
-	}
-	cmsCloseProfile(p);
-	memcpy(buf, "ICC_PROFILE\0\1\1", 14);
-	*profile_len = n;
-	return 14 + n;
-}
-
-
 static const char zip_tail[] =
 "PK\x03\x04\x14\x00\x00\x00\x00\x00payload.html<script>alert(1)</script>IMGMOD-CANARY-ZIP";
 
@@ -255,49 +30,37 @@ static const char zip_tail[] =
 #define BLUE_B 220
 #define BLOCK 48
 
+static void
+marked_pixel(uint8_t *p, uint32_t x, uint32_t y, uint32_t w, uint32_t h, const void *arg)
+{
+	(void) h;
+	(void) arg;
+	p[0] = p[1] = p[2] = 128;
+	if (y < BLOCK && x < BLOCK)
+	{
+		p[0] = RED_R;
+		p[1] = 20;
+		p[2] = 20;
+	}
+	else if (y < BLOCK && x >= w - BLOCK)
+	{
+		p[0] = 20;
+		p[1] = 20;
+		p[2] = BLUE_B;
+	}
+}
+
 /* Grey picture, red block top-left, blue block top-right. */
 static bool
 make_marked(img_raster *r, uint32_t w, uint32_t h)
 {
-	img_error	err;
-
-	if (img_raster_init(r, w, h, 3, &err) != IMG_OK)
-		return false;
-	for (uint32_t y = 0; y < h; y++)
-		for (uint32_t x = 0; x < w; x++)
-		{
-			uint8_t    *p = r->pixels + y * r->stride + x * 3;
-
-			p[0] = p[1] = p[2] = 128;
-			if (y < BLOCK && x < BLOCK)
-			{
-				p[0] = RED_R;
-				p[1] = 20;
-				p[2] = 20;
-			}
-			else if (y < BLOCK && x >= w - BLOCK)
-			{
-				p[0] = 20;
-				p[1] = 20;
-				p[2] = BLUE_B;
-			}
-		}
-	return true;
+	return jb_make_raster(r, w, h, marked_pixel, NULL);
 }
 
 static int
 inverse_orientation(int n)
 {
 	return n == 6 ? 8 : n == 8 ? 6 : n;
-}
-
-static bool
-memfind(const uint8_t *data, size_t len, const void *needle, size_t n)
-{
-	for (size_t i = 0; i + n <= len; i++)
-		if (memcmp(data + i, needle, n) == 0)
-			return true;
-	return false;
 }
 
 /*
@@ -364,26 +127,13 @@ check_master_bytes(const char *what, const img_buffer *m)
 		  "%s: no APP1 (%d), APP2 (%d), APP13 (%d) or COM (%d) segment", what,
 		  counts[0xE1], counts[0xE2], counts[0xED], counts[0xFE]);
 	CHECK(counts[0xD9] == 1 && counts[0xD8] == 1, "%s: one SOI and one EOI", what);
-	CHECK(!memfind(m->data, m->len, "IMGMOD-CANARY", 13), "%s: no IMGMOD-CANARY byte string", what);
-	CHECK(!memfind(m->data, m->len, "PK\x03\x04", 4), "%s: no PK\\x03\\x04", what);
-	CHECK(!memfind(m->data, m->len, "alert(", 6), "%s: no alert(", what);
-	CHECK(!memfind(m->data, m->len, "Exif\0\0", 6) && !memfind(m->data, m->len, "ICC_PROFILE", 11) &&
-		  !memfind(m->data, m->len, "Photoshop 3.0", 13) &&
-		  !memfind(m->data, m->len, "http://ns.adobe.com/xap", 23),
+	CHECK(!jb_memfind(m->data, m->len, "IMGMOD-CANARY", 13), "%s: no IMGMOD-CANARY byte string", what);
+	CHECK(!jb_memfind(m->data, m->len, "PK\x03\x04", 4), "%s: no PK\\x03\\x04", what);
+	CHECK(!jb_memfind(m->data, m->len, "alert(", 6), "%s: no alert(", what);
+	CHECK(!jb_memfind(m->data, m->len, "Exif\0\0", 6) && !jb_memfind(m->data, m->len, "ICC_PROFILE", 11) &&
+		  !jb_memfind(m->data, m->len, "Photoshop 3.0", 13) &&
+		  !jb_memfind(m->data, m->len, "http://ns.adobe.com/xap", 23),
 		  "%s: no metadata signature anywhere", what);
-}
-
-static void
-mean_rgb(const img_raster *r, uint32_t x0, uint32_t y0, uint32_t w, uint32_t h, double m[3])
-{
-	double		s[3] = {0, 0, 0};
-
-	for (uint32_t y = y0; y < y0 + h; y++)
-		for (uint32_t x = x0; x < x0 + w; x++)
-			for (int c = 0; c < 3; c++)
-				s[c] += r->pixels[y * r->stride + x * r->channels + c];
-	for (int c = 0; c < 3; c++)
-		m[c] = s[c] / ((double) w * h);
 }
 
 static bool
@@ -404,29 +154,6 @@ is_grey(const double m[3])
 	return m[0] > 110 && m[0] < 146 && m[1] > 110 && m[1] < 146 && m[2] > 110 && m[2] < 146;
 }
 
-static img_status
-normalise(const uint8_t *data, size_t len, img_normalised *out, img_error *err)
-{
-	img_limits	lim;
-	img_normalise_options opt;
-
-	img_limits_default(&lim);
-	opt.master_quality = 90;
-	opt.background[0] = opt.background[1] = opt.background[2] = 255;
-	return img_normalise(data, len, &lim, &opt, out, err);
-}
-
-static img_status
-load_plain(const uint8_t *data, size_t len, img_raster *out, img_info *info, img_error *err)
-{
-	img_limits	lim;
-	img_load_options opt;
-
-	img_limits_default(&lim);
-	img_load_options_default(&opt);
-	return img_load(data, len, &lim, &opt, out, info, err);
-}
-
 /* Decode a master and check it is upright: red top-left, blue top-right, grey below. */
 static void
 check_upright(const char *what, const img_buffer *master, uint32_t w, uint32_t h)
@@ -439,7 +166,7 @@ check_upright(const char *what, const img_buffer *master, uint32_t w, uint32_t h
 				bl[3],
 				br[3];
 
-	if (load_plain(master->data, master->len, &r, &info, &err) != IMG_OK)
+	if (jb_load(master->data, master->len, 0, 0, &r, &info, &err) != IMG_OK)
 	{
 		CHECK(false, "%s: master decodes: %s", what, err.message);
 		return;
@@ -452,10 +179,10 @@ check_upright(const char *what, const img_buffer *master, uint32_t w, uint32_t h
 	if (r.width == w && r.height == h)
 	{
 		/* inside the blocks, away from their edges (chroma bleeds by a few px) */
-		mean_rgb(&r, 8, 8, BLOCK - 16, BLOCK - 16, tl);
-		mean_rgb(&r, w - BLOCK + 8, 8, BLOCK - 16, BLOCK - 16, tr);
-		mean_rgb(&r, 8, h - BLOCK + 8, BLOCK - 16, BLOCK - 16, bl);
-		mean_rgb(&r, w - BLOCK + 8, h - BLOCK + 8, BLOCK - 16, BLOCK - 16, br);
+		jb_mean_rgb(&r, 8, 8, BLOCK - 16, BLOCK - 16, tl);
+		jb_mean_rgb(&r, w - BLOCK + 8, 8, BLOCK - 16, BLOCK - 16, tr);
+		jb_mean_rgb(&r, 8, h - BLOCK + 8, BLOCK - 16, BLOCK - 16, bl);
+		jb_mean_rgb(&r, w - BLOCK + 8, h - BLOCK + 8, BLOCK - 16, BLOCK - 16, br);
 		CHECK(is_red(tl), "%s: top-left is red, got (%.0f,%.0f,%.0f)", what, tl[0], tl[1], tl[2]);
 		CHECK(is_blue(tr), "%s: top-right is blue, got (%.0f,%.0f,%.0f)", what, tr[0], tr[1], tr[2]);
 		CHECK(is_grey(bl), "%s: bottom-left is grey, got (%.0f,%.0f,%.0f)", what, bl[0], bl[1], bl[2]);
@@ -471,13 +198,13 @@ check_upright(const char *what, const img_buffer *master, uint32_t w, uint32_t h
  * and a COM segment spliced in, and a ZIP appended after EOI.
  */
 static bool
-camera_file(uint32_t w, uint32_t h, int n, jbuf *out)
+camera_file(uint32_t w, uint32_t h, int n, jb_buf *out)
 {
 	img_raster	upright;
 	img_raster	stored;
 	img_error	err;
-	jbuf		j;
-	jbuf		seg = {0};
+	jb_buf		j;
+	jb_buf		seg = {0};
 	uint8_t		buf[4096];
 	size_t		plen;
 	bool		ok = false;
@@ -486,17 +213,17 @@ camera_file(uint32_t w, uint32_t h, int n, jbuf *out)
 		return false;
 	if (img_orient(&upright, inverse_orientation(n), &stored, &err) == IMG_OK)
 	{
-		if (encode(&stored, 85, &j))
+		if (jb_encode(&stored, 85, &j))
 		{
-			add_segment(&seg, 0xE1, buf, build_exif(buf, n % 2 == 1, n, true, "IMGMOD-CANARY-EXIF"));
-			add_segment(&seg, 0xE1, xmp_packet, sizeof(xmp_packet) - 1);
-			add_segment(&seg, 0xE2, buf, build_icc_app2(buf, sizeof(buf), &plen));
-			add_segment(&seg, 0xED, buf, build_app13(buf));
-			add_segment(&seg, 0xFE, "IMGMOD-CANARY-COM", 17);
-			*out = splice(&j, &seg, zip_tail, sizeof(zip_tail) - 1);
+			jb_add_segment(&seg, 0xE1, buf, jb_build_exif(buf, n % 2 == 1, n, true, "IMGMOD-CANARY-EXIF"));
+			jb_add_segment(&seg, 0xE1, jb_xmp_packet, jb_xmp_packet_len);
+			jb_add_segment(&seg, 0xE2, buf, jb_build_icc_app2(buf, sizeof(buf), &plen));
+			jb_add_segment(&seg, 0xED, buf, jb_build_app13(buf));
+			jb_add_segment(&seg, 0xFE, "IMGMOD-CANARY-COM", 17);
+			*out = jb_splice(&j, &seg, zip_tail, sizeof(zip_tail) - 1);
 			ok = out->data != NULL;
-			jbuf_free(&seg);
-			jbuf_free(&j);
+			jb_free(&seg);
+			jb_free(&j);
 		}
 		img_raster_free(&stored);
 	}
@@ -523,7 +250,7 @@ TEST_SUITE(normalise_orientations)
 			uint32_t	w = sizes[s].w;
 			uint32_t	h = sizes[s].h;
 			bool		whole = w % 16 == 0 && h % 16 == 0;
-			jbuf		f;
+			jb_buf		f;
 			img_normalised out;
 			img_error	err = {0};
 			img_status	st;
@@ -536,7 +263,7 @@ TEST_SUITE(normalise_orientations)
 				CHECK(false, "%s: could not build the input", what);
 				continue;
 			}
-			st = normalise(f.data, f.len, &out, &err);
+			st = jb_normalise(f.data, f.len, &out, &err);
 			CHECK(st == IMG_OK, "%s: normalise %s (%s)", what, img_status_name(st), err.message);
 			if (st == IMG_OK)
 			{
@@ -559,29 +286,29 @@ TEST_SUITE(normalise_orientations)
 				check_upright(what, &out.master, w, h);
 			}
 			img_normalised_free(&out);
-			jbuf_free(&f);
+			jb_free(&f);
 		}
 }
 
 TEST_SUITE(normalise_polyglot_and_plain)
 {
 	img_raster	r;
-	jbuf		j;
-	jbuf		p;
+	jb_buf		j;
+	jb_buf		p;
 	img_normalised out;
 	img_error	err = {0};
 	img_status	st;
 
 	if (!make_marked(&r, 160, 96))
 		return;
-	if (!encode(&r, 80, &j))
+	if (!jb_encode(&r, 80, &j))
 	{
 		img_raster_free(&r);
 		return;
 	}
 
 	/* no metadata at all: lossless, same size, bytes re-written */
-	st = normalise(j.data, j.len, &out, &err);
+	st = jb_normalise(j.data, j.len, &out, &err);
 	CHECK(st == IMG_OK && out.method == IMG_MASTER_LOSSLESS, "plain jpeg: %s, method %s",
 		  img_status_name(st), st == IMG_OK ? img_master_method_name(out.method) : "-");
 	if (st == IMG_OK)
@@ -592,8 +319,8 @@ TEST_SUITE(normalise_polyglot_and_plain)
 	img_normalised_free(&out);
 
 	/* ZIP appended after EOI: accepted, the tail is gone */
-	p = splice(&j, NULL, zip_tail, sizeof(zip_tail) - 1);
-	st = normalise(p.data, p.len, &out, &err);
+	p = jb_splice(&j, NULL, zip_tail, sizeof(zip_tail) - 1);
+	st = jb_normalise(p.data, p.len, &out, &err);
 	CHECK(st == IMG_OK, "jpeg+zip polyglot is accepted: %s", err.message);
 	if (st == IMG_OK)
 	{
@@ -601,14 +328,14 @@ TEST_SUITE(normalise_polyglot_and_plain)
 		check_master_bytes("polyglot", &out.master);
 	}
 	img_normalised_free(&out);
-	jbuf_free(&p);
+	jb_free(&p);
 
 	/* a second JPEG after EOI (a hidden image) is dropped too */
 	{
-		jbuf		twice = splice(&j, NULL, j.data, j.len);
+		jb_buf		twice = jb_splice(&j, NULL, j.data, j.len);
 		int			counts[256];
 
-		st = normalise(twice.data, twice.len, &out, &err);
+		st = jb_normalise(twice.data, twice.len, &out, &err);
 		CHECK(st == IMG_OK, "jpeg followed by a jpeg: %s", err.message);
 		if (st == IMG_OK)
 		{
@@ -617,31 +344,31 @@ TEST_SUITE(normalise_polyglot_and_plain)
 			check_upright("double", &out.master, 160, 96);
 		}
 		img_normalised_free(&out);
-		jbuf_free(&twice);
+		jb_free(&twice);
 	}
 
 	/* the master itself normalises to itself's size, idempotently lossless */
-	st = normalise(j.data, j.len, &out, &err);
+	st = jb_normalise(j.data, j.len, &out, &err);
 	if (st == IMG_OK)
 	{
 		img_normalised again;
 
-		st = normalise(out.master.data, out.master.len, &again, &err);
+		st = jb_normalise(out.master.data, out.master.len, &again, &err);
 		CHECK(st == IMG_OK && again.method == IMG_MASTER_LOSSLESS && again.width == 160 &&
 			  again.height == 96, "a master normalises again losslessly");
 		img_normalised_free(&again);
 	}
 	img_normalised_free(&out);
 
-	jbuf_free(&j);
+	jb_free(&j);
 	img_raster_free(&r);
 }
 
 /* Copy of a JPEG without its APP2 segments: the same pixels, no profile. */
-static jbuf
+static jb_buf
 strip_app2(const uint8_t *d, size_t len)
 {
-	jbuf		out = {malloc(len), 0};
+	jb_buf		out = {malloc(len), 0};
 	size_t		pos = 2;
 
 	if (out.data == NULL)
@@ -664,19 +391,6 @@ strip_app2(const uint8_t *d, size_t len)
 	memcpy(out.data + out.len, d + pos, len - pos);
 	out.len += len - pos;
 	return out;
-}
-
-static double
-mean_abs_diff(const img_raster *a, const img_raster *b)
-{
-	double		s = 0;
-
-	if (a->width != b->width || a->height != b->height)
-		return 1e9;
-	for (uint32_t y = 0; y < a->height; y++)
-		for (size_t i = 0; i < (size_t) a->width * 3; i++)
-			s += abs(a->pixels[y * a->stride + i] - b->pixels[y * b->stride + i]);
-	return s / ((double) a->width * a->height * 3);
 }
 
 /* Mean distance of each pixel from its own grey: a saturation measure. */
@@ -708,11 +422,11 @@ TEST_SUITE(normalise_icc_adobergb)
 	CHECK(d != NULL, "fixture exif/icc_adobergb.jpg readable");
 	if (d == NULL)
 		return;
-	st = normalise(d, len, &out, &err);
+	st = jb_normalise(d, len, &out, &err);
 	CHECK(st == IMG_OK, "adobergb normalises: %s", err.message);
 	if (st == IMG_OK)
 	{
-		jbuf		naive_src = strip_app2(d, len);
+		jb_buf		naive_src = strip_app2(d, len);
 		img_raster	master;
 		img_raster	naive;
 		img_info	info;
@@ -724,11 +438,11 @@ TEST_SUITE(normalise_icc_adobergb)
 			  img_master_method_name(out.method));
 		CHECK(out.width == 1200 && out.height == 672, "1200x672, got %ux%u", out.width, out.height);
 		check_master_bytes("adobergb", &out.master);
-		if (load_plain(out.master.data, out.master.len, &master, &info, &err) == IMG_OK)
+		if (jb_load(out.master.data, out.master.len, 0, 0, &master, &info, &err) == IMG_OK)
 		{
-			if (load_plain(naive_src.data, naive_src.len, &naive, &info, &err) == IMG_OK)
+			if (jb_load(naive_src.data, naive_src.len, 0, 0, &naive, &info, &err) == IMG_OK)
 			{
-				double		diff = mean_abs_diff(&master, &naive);
+				double		diff = jb_mean_abs_diff(&master, &naive);
 				double		cm = chroma(&master);
 				double		cn = chroma(&naive);
 
@@ -744,7 +458,7 @@ TEST_SUITE(normalise_icc_adobergb)
 		}
 		else
 			CHECK(false, "adobergb master loads: %s", err.message);
-		jbuf_free(&naive_src);
+		jb_free(&naive_src);
 	}
 	img_normalised_free(&out);
 	free(d);
@@ -796,8 +510,8 @@ TEST_SUITE(normalise_metadata_fixtures)
 	CHECK(d != NULL, "fixture exif/rich_metadata_littleendian.jpg readable");
 	if (d)
 	{
-		CHECK(memfind(d, len, "IMGMOD-CANARY", 13), "the fixture does carry canaries");
-		st = normalise(d, len, &out, &err);
+		CHECK(jb_memfind(d, len, "IMGMOD-CANARY", 13), "the fixture does carry canaries");
+		st = jb_normalise(d, len, &out, &err);
 		CHECK(st == IMG_OK, "rich metadata normalises: %s", err.message);
 		if (st == IMG_OK)
 		{
@@ -816,20 +530,20 @@ TEST_SUITE(normalise_metadata_fixtures)
 	/* a generated picture tagged with a wide-gamut profile: converted, profile gone */
 	{
 		img_raster	r;
-		jbuf		j;
-		jbuf		seg = {0};
-		jbuf		s;
+		jb_buf		j;
+		jb_buf		seg = {0};
+		jb_buf		s;
 		uint8_t		buf[4096];
 		size_t		n = build_wide_icc_app2(buf, sizeof(buf));
 
 		CHECK(n > 0, "lcms2 built a wide-gamut profile");
 		if (n > 0 && make_marked(&r, 128, 112))
 		{
-			if (encode(&r, 90, &j))
+			if (jb_encode(&r, 90, &j))
 			{
-				add_segment(&seg, 0xE2, buf, n);
-				s = splice(&j, &seg, NULL, 0);
-				st = normalise(s.data, s.len, &out, &err);
+				jb_add_segment(&seg, 0xE2, buf, n);
+				s = jb_splice(&j, &seg, NULL, 0);
+				st = jb_normalise(s.data, s.len, &out, &err);
 				CHECK(st == IMG_OK, "wide-gamut jpeg normalises: %s", err.message);
 				if (st == IMG_OK)
 				{
@@ -841,9 +555,9 @@ TEST_SUITE(normalise_metadata_fixtures)
 					check_upright("wide gamut", &out.master, 128, 112);
 				}
 				img_normalised_free(&out);
-				jbuf_free(&s);
-				jbuf_free(&seg);
-				jbuf_free(&j);
+				jb_free(&s);
+				jb_free(&seg);
+				jb_free(&j);
 			}
 			img_raster_free(&r);
 		}
