@@ -45,8 +45,19 @@ fi
 scripts/cluster.sh destroy
 trap - EXIT
 
+stage "external servers (Redis, Ceph RGW, Kafka) for the TAP suite"
+# The TAP suite runs as 'postgres' and stops/starts these servers itself,
+# so they run as 'postgres' too.
+export IMGMOD_SERVICES_USER=postgres
+trap 'bash scripts/services.sh stop >/dev/null 2>&1 || true' EXIT
+bash scripts/services.sh start
+eval "$(bash scripts/services.sh env)"
+export IMGMOD_SERVICES_SCRIPT="$ROOT/scripts/services.sh"
+
 stage "TAP tests"
 bash scripts/run-tap.sh
+bash scripts/services.sh stop
+trap - EXIT
 
 echo
 echo "all imgmod tests passed"
