@@ -446,16 +446,36 @@ register_result(claimed_job *job, stored_object *hires, stored_object *master,
 		elog(ERROR, "imgmod: could not mark image %lld ready", (long long) job->image_id);
 
 	{
-		Oid			etypes[4] = {INT8OID, INT4OID, INT4OID, TEXTOID};
-		Datum		evalues[4];
+		/*
+		 * The events of this step, in order: masters stored, each preset
+		 * rendered, version ready.  They commit (and are notified) together
+		 * with the rows they describe.
+		 */
+		Oid			etypes[6] = {INT8OID, INT4OID, INT4OID, TEXTOID, TEXTOID, BOOLOID};
+		Datum		evalues[6];
+		StringInfoData masters;
+
+		initStringInfo(&masters);
+		appendStringInfoString(&masters, "[{\"store\": \"hires\", \"key\": ");
+		escape_json(&masters, hires->key);
+		appendStringInfo(&masters, ", \"bytes\": %zu}, {\"store\": \"main\", \"key\": ", hires->bytes);
+		escape_json(&masters, master->key);
+		appendStringInfo(&masters, ", \"bytes\": %zu}]", master->bytes);
 
 		evalues[0] = Int64GetDatum(job->image_id);
 		evalues[1] = Int32GetDatum(job->version);
 		evalues[2] = Int32GetDatum(job->attempt);
 		evalues[3] = CStringGetTextDatum(json.data);
-		if (SPI_execute_with_args("SELECT imgmod._emit($1, $2, 'ready', 'render', $3, NULL, $4::jsonb)",
+		evalues[4] = CStringGetTextDatum(masters.data);
+		evalues[5] = BoolGetDatum(job->source_is_staged);
+		if (SPI_execute_with_args("SELECT imgmod._emit($1, $2, 'stored', 'store', $3, NULL, $5::jsonb) WHERE $6",
+								  6, etypes, evalues, NULL, false, 0) != SPI_OK_SELECT ||
+			SPI_execute_with_args("SELECT imgmod._emit($1, $2, 'rendered', 'render', $3, NULL, jsonb_build_array(v)) "
+								  "FROM jsonb_array_elements($4::jsonb) WITH ORDINALITY AS e(v, n) ORDER BY n",
+								  4, etypes, evalues, NULL, false, 0) != SPI_OK_SELECT ||
+			SPI_execute_with_args("SELECT imgmod._emit($1, $2, 'ready', 'render', $3, NULL, $4::jsonb)",
 								  4, etypes, evalues, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "imgmod: could not emit the ready event");
+			elog(ERROR, "imgmod: could not emit the status events");
 	}
 	commit_tx();
 }

@@ -89,8 +89,9 @@ for my $id (sort { $a <=> $b } keys %uploads)
 # Every status change reached the outbox, in order, per image.
 is( $node->safe_psql('postgres',
 		"SELECT count(*) FROM imgmod.images i WHERE i.id IN ($ids) AND "
-		  . "(SELECT string_agg(status, ',' ORDER BY id) FROM imgmod.events e WHERE e.image_id = i.id) <> 'received,ready'"),
-	'0', 'each image has exactly the events received, ready');
+		  . "(SELECT string_agg(status, ',' ORDER BY id) FROM imgmod.events e WHERE e.image_id = i.id) "
+		  . "<> 'received,stored,rendered,rendered,rendered,rendered,ready'"),
+	'0', 'each image has exactly the events received, stored, rendered (one per preset), ready, in order');
 
 # Stored objects exist where the rows say.
 my $keys = $node->safe_psql('postgres', "SELECT string_agg(object_key, ' ') FROM imgmod.variants WHERE image_id IN ($ids)");

@@ -1,7 +1,9 @@
 # Nothing is lost: a worker killed with SIGKILL in the middle of a job and a
 # server stopped with -m immediate in the middle of a batch both end with
-# every committed upload ready, every object stored and every event written
-# exactly once.
+# every committed upload ready, every object stored in S3, every variant row
+# and every event written exactly once and delivered to Kafka.  A rolled-back
+# upload leaves no row, object, cache key or message.  All against the real
+# servers of scripts/services.sh.
 use strict;
 use warnings;
 use FindBin;
@@ -9,9 +11,15 @@ use lib $FindBin::Bin;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use ImgmodTest qw(gradient_ppm upright_marked_ppm ppm_to_jpeg start_node upload_bytes);
+use ImgmodTest qw(gradient_ppm upright_marked_ppm ppm_to_jpeg start_node upload_bytes service_conf
+  require_services);
 
-my $node = start_node('faults', workers => 1);
+require_services(qw(IMGMOD_S3_ENDPOINT IMGMOD_REDIS_URL IMGMOD_KAFKA_BROKERS));
+my $node = start_node('faults', workers => 1, conf => service_conf(s3 => 1, redis => 1, kafka => 1));
+my ($rhost, $rport) = $ENV{IMGMOD_REDIS_URL} =~ m{redis://(?:[^@]*@)?([^:/]+):?(\d*)};
+my $brokers = $ENV{IMGMOD_KAFKA_BROKERS};
+# The suite's own Redis: no key of an earlier run may satisfy a check.
+system("redis-cli -h $rhost -p $rport FLUSHDB >/dev/null") == 0 or die 'redis-cli FLUSHDB failed';
 
 # ~24 MP sources keep the single worker busy for a few hundred ms per job.
 my $big = ppm_to_jpeg(gradient_ppm(6000, 4000), 85);
@@ -38,12 +46,13 @@ sub check_complete
 	is($node->safe_psql('postgres',
 			"SELECT count(*) FROM imgmod.jobs WHERE image_id IN ($ids) AND state <> 'done'"),
 		'0', "$what: every job done");
-	my @keys = split / /, $node->safe_psql('postgres',
-		"SELECT string_agg(object_key, ' ') FROM imgmod.variants WHERE image_id IN ($ids)");
-	is(scalar(grep { !-s $node->data_dir . "/imgmod/store/$_" } @keys), 0,
-		"$what: every variant object is stored");
-	my @tmp = glob($node->data_dir . '/imgmod/store/variants/*/v1/*.tmp.*');
-	is(scalar(@tmp), 0, "$what: no temporary file left behind");
+	is($node->safe_psql('postgres',
+			"SELECT count(*) FROM imgmod.variants v WHERE image_id IN ($ids) "
+			  . "AND md5(imgmod.fetch(v.image_id, v.preset, v.version)) <> trim(both '\"' from v.etag)"),
+		'0', "$what: every variant object is in S3 with the bytes its row describes");
+	ok($node->poll_query_until('postgres',
+			"SELECT count(*) = 0 FROM imgmod.events WHERE image_id IN ($ids) AND published_at IS NULL"),
+		"$what: every event acknowledged by Kafka");
 }
 
 # --- a worker killed with SIGKILL mid-render -------------------------------
@@ -85,19 +94,30 @@ $node->start;
 ok(all_ready($ids), 'after an immediate shutdown and restart every image becomes ready');
 check_complete($ids, 'after -m immediate');
 
-# --- a rolled-back upload leaves no row, object, job or event ----------------
-my $before = $node->safe_psql('postgres',
-	'SELECT (SELECT count(*) FROM imgmod.images) || \'/\' || (SELECT count(*) FROM imgmod.jobs) || \'/\' || (SELECT count(*) FROM imgmod.events)');
+# --- a rolled-back upload leaves no row, object, cache key or message -------
+my $puts_before = $node->safe_psql('postgres', "SELECT sum(requests) FROM imgmod.stats WHERE verb = 'PUT'");
 my $path = $node->basedir . '/rollback.jpg';
 ImgmodTest::write_binary($path, $small);
-$node->safe_psql('postgres', "BEGIN; SELECT imgmod.upload(pg_read_binary_file('$path'), 'rb.jpg'); ROLLBACK;");
+my $rolled_back = $node->safe_psql('postgres',
+	"BEGIN; SELECT imgmod.upload(pg_read_binary_file('$path'), 'rb.jpg'); ROLLBACK;");
+like($rolled_back, qr/^\d+$/, "the rolled-back upload had id $rolled_back");
 my $id_after = upload_bytes($node, $small, 'after_rollback.jpg');
 ok(all_ready($id_after), 'the next upload is ready');
-is($node->safe_psql('postgres', "SELECT count(*) FROM imgmod.images WHERE original_name = 'rb.jpg'"),
-	'0', 'the rolled-back upload left no image row');
-my @dirs = map { s{.*/}{}r } glob($node->data_dir . '/imgmod/store/variants/*');
-is(scalar(@dirs), scalar(split /,/, $node->safe_psql('postgres', "SELECT string_agg(id::text, ',') FROM imgmod.images")),
-	'the store holds objects only for registered images');
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM imgmod.events WHERE image_id = $id_after AND published_at IS NULL"),
+	'and its events are delivered');
+is($node->safe_psql('postgres', "SELECT count(*) FROM imgmod.images WHERE id = $rolled_back"), '0',
+	'no image row for the rolled-back upload');
+is($node->safe_psql('postgres', "SELECT sum(requests) FROM imgmod.stats WHERE verb = 'PUT'") - $puts_before, 6,
+	'only the committed upload wrote objects (5 main + 1 hi-res PUT)');
+is(scalar(grep { /\S/ } split /\n/, `redis-cli -h $rhost -p $rport --raw KEYS 'imgmod:$rolled_back:*'`), 0,
+	'no cache key for the rolled-back upload');
+is($node->safe_psql('postgres', "SELECT count(*) FROM imgmod.events WHERE image_id = $rolled_back"), '0',
+	'no outbox row, hence no Kafka message, for the rolled-back upload');
+my $topic = `kcat -C -b $brokers -t imgmod.status -o beginning -e -q -f '%k %s\\n' 2>/dev/null`;
+my $first = $node->safe_psql('postgres',
+	"SELECT image_id || ' ' || payload::text FROM imgmod.events WHERE image_id = $id_after ORDER BY id LIMIT 1");
+ok(index($topic, $first) >= 0, 'while the committed upload is on the topic');
 
 $node->stop;
 done_testing();

@@ -28,10 +28,13 @@ for (1 .. 100)
 	last if $seen =~ /"status": "ready"/;
 }
 my @events = $seen =~ /Asynchronous notification "imgmod_status" with payload "(\{.*?\})" received/g;
-is(scalar(@events), 2, 'two notifications: received and ready (none for the rolled-back upload)');
-like($events[0] // '', qr/"image_id": $id\b.*"status": "received"|"status": "received".*"image_id": $id\b/, 'first: received');
-like($events[1] // '', qr/"status": "ready"/, 'second: ready');
-like($events[1] // '', qr/"variants": \[\{"key": "variants\/$id\/v1\/large.jpg"/, 'ready lists the variants');
+is(scalar(@events), 7, 'seven notifications: received, stored, 4x rendered, ready (none for the rolled-back upload)');
+is(join(',', map { /"status": "(\w+)"/ ? $1 : '?' } @events), 'received,stored,rendered,rendered,rendered,rendered,ready',
+	'in order');
+like($events[0] // '', qr/"image_id": $id\b/, 'about the committed image');
+like($events[1] // '', qr/"variants": \[\{"key": "hires\/$id\/v1\/original.jpg"/, 'stored names the masters');
+like($events[2] // '', qr/"variants": \[\{"key": "variants\/$id\/v1\/large.jpg"/, 'rendered names its preset');
+like($events[6] // '', qr/"variants": \[\{"key": "variants\/$id\/v1\/large.jpg"/, 'ready lists the variants');
 like($events[0] // '', qr/"event_id": \d+/, 'events carry an id for de-duplication');
 unlike($seen, qr/aborted/, 'nothing about the aborted upload');
 is($node->safe_psql('postgres',

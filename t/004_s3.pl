@@ -58,9 +58,9 @@ is("${w}x$h", '512x320', 'fetch() reads the variant back from S3');
 is($node->safe_psql('postgres', "SELECT requests FROM imgmod.stats WHERE store = 'main' AND verb = 'GET'"), '1',
 	'that was the only GET');
 
-# --- the S3 server stops while 20 uploads are in flight ---------------------
+# --- the S3 server stops while 50 uploads are in flight ---------------------
 services('stop', 's3');
-@ids = map { upload_bytes($node, $jpeg, "outage_$_.jpg") } 1 .. 20;
+@ids = map { upload_bytes($node, $jpeg, "outage_$_.jpg") } 1 .. 50;
 $ids = join(',', @ids);
 ok($node->poll_query_until('postgres',
 		"SELECT count(*) > 0 FROM imgmod.jobs WHERE image_id IN ($ids) AND attempts > 0 AND last_error IS NOT NULL"),
@@ -71,7 +71,7 @@ services('start', 's3');
 ok($node->poll_query_until('postgres',
 		"SELECT count(*) = 0 FROM imgmod.images WHERE id IN ($ids) AND status <> 'ready'"),
 	'after the server is back every upload becomes ready');
-is($node->safe_psql('postgres', "SELECT count(*) FROM imgmod.variants WHERE image_id IN ($ids)"), '80',
+is($node->safe_psql('postgres', "SELECT count(*) FROM imgmod.variants WHERE image_id IN ($ids)"), '200',
 	'every variant row is there');
 for my $id ($ids[0], $ids[-1])
 {
