@@ -139,6 +139,9 @@ claim_job(claimed_job *job, MemoryContext keep)
 	job->master_key = copy_text_column(0, 2);
 	MemoryContextSwitchTo(old);
 
+	if (SPI_execute("SELECT id::text FROM imgmod.installation", true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		imgmod_cache_set_namespace(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+
 	if (SPI_execute("SELECT name, width, height, fit, quality, allow_upscale FROM imgmod.presets ORDER BY name",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "imgmod: could not read imgmod.presets");

@@ -1,6 +1,19 @@
 -- imgmod 0.1: the image pipeline's control plane.
 \echo Use "CREATE EXTENSION imgmod" to load this file. \quit
 
+-- ------------------------------------------------------------- installation
+
+CREATE TABLE imgmod.installation (
+    id          uuid NOT NULL DEFAULT gen_random_uuid(),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton)
+);
+INSERT INTO imgmod.installation DEFAULT VALUES;
+COMMENT ON TABLE imgmod.installation IS 'One row: the identity of this imgmod installation, made at CREATE EXTENSION. Shared caches (Redis) namespace their keys with it, so two databases, or a database created again, never read each other''s entries.';
+COMMENT ON COLUMN imgmod.installation.id IS 'Random id of this installation; part of every Redis key.';
+COMMENT ON COLUMN imgmod.installation.created_at IS 'When the extension was created.';
+COMMENT ON COLUMN imgmod.installation.singleton IS 'Always true: keeps the table to one row.';
+
 -- ------------------------------------------------------------------ presets
 
 CREATE TABLE imgmod.presets (

@@ -2,8 +2,9 @@
  * cache_redis.c — Redis as a cache in front of the renderer and the CDN
  * origin, never as the only copy of anything.
  *
- * Keys carry the image version (imgmod:{image}:v{version}:{preset}), so a
- * stale version can never be read as the current one.  Every operation has
+ * Keys carry the installation and the image version
+ * (imgmod:{installation}:{image}:v{version}:{preset}), so a stale version can
+ * never be read as the current one, nor another database's image as ours.  Every operation has
  * a timeout; when Redis is down or slow the operation is skipped and
  * counted, and the connection is retried with exponential backoff (250 ms
  * doubling to 5 s), so the
@@ -160,16 +161,26 @@ get_connection(void)
 	return conn;
 }
 
+/* imgmod.installation.id, read by the worker: keys of other installations never match. */
+static char cache_namespace[64] = "";
+
+void
+imgmod_cache_set_namespace(const char *installation_id)
+{
+	strlcpy(cache_namespace, installation_id, sizeof(cache_namespace));
+}
+
 void
 imgmod_cache_key(char *buf, size_t size, int64 image_id, int version, const char *what)
 {
-	snprintf(buf, size, "imgmod:%lld:v%d:%s", (long long) image_id, version, what);
+	snprintf(buf, size, "imgmod:%s:%lld:v%d:%s", cache_namespace, (long long) image_id, version, what);
 }
 
 bool
 imgmod_cache_enabled(void)
 {
-	return imgmod_redis_url != NULL && imgmod_redis_url[0] != '\0';
+	/* No namespace yet (not read from imgmod.installation): no shared keys. */
+	return imgmod_redis_url != NULL && imgmod_redis_url[0] != '\0' && cache_namespace[0] != '\0';
 }
 
 /*

@@ -206,7 +206,8 @@ typedef enum imgmod_cache_counter
 } imgmod_cache_counter;
 
 bool		imgmod_cache_enabled(void);
-/* imgmod:{image}:v{version}:{what} */
+/* imgmod:{installation}:{image}:v{version}:{what} */
+void		imgmod_cache_set_namespace(const char *installation_id);
 void		imgmod_cache_key(char *buf, size_t size, int64 image_id, int version, const char *what);
 int			imgmod_cache_put_many(int n, const char *const *keys, const uint8_t *const *values,
 								  const size_t *lens);

@@ -110,7 +110,7 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM imgmod.images WHERE id = $
 	'no image row for the rolled-back upload');
 is($node->safe_psql('postgres', "SELECT sum(requests) FROM imgmod.stats WHERE verb = 'PUT'") - $puts_before, 6,
 	'only the committed upload wrote objects (5 main + 1 hi-res PUT)');
-is(scalar(grep { /\S/ } split /\n/, `redis-cli -h $rhost -p $rport --raw KEYS 'imgmod:$rolled_back:*'`), 0,
+is(scalar(grep { /\S/ } split /\n/, `redis-cli -h $rhost -p $rport --raw KEYS 'imgmod:*:$rolled_back:*'`), 0,
 	'no cache key for the rolled-back upload');
 is($node->safe_psql('postgres', "SELECT count(*) FROM imgmod.events WHERE image_id = $rolled_back"), '0',
 	'no outbox row, hence no Kafka message, for the rolled-back upload');

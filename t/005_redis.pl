@@ -23,13 +23,15 @@ redis_cli('FLUSHDB');
 my $node = start_node('redis', conf => service_conf(redis => 1) . "\nimgmod.redis_timeout = '200ms'");
 my $jpeg = ppm_to_jpeg(upright_marked_ppm(640, 400), 90);
 
+my $inst = $node->safe_psql('postgres', 'SELECT id FROM imgmod.installation');
+like($inst, qr/^[0-9a-f-]{36}$/, 'the installation has an id for the key namespace');
 my $id = upload_bytes($node, $jpeg, 'cached.jpg');
 ok($node->poll_query_until('postgres', "SELECT status = 'ready' FROM imgmod.images WHERE id = $id"), 'ready');
-my $variant = redis_cli("--raw STRLEN imgmod:$id:v1:medium");
+my $variant = redis_cli("--raw STRLEN imgmod:$inst:$id:v1:medium");
 my $bytes = $node->safe_psql('postgres', "SELECT bytes FROM imgmod.variants WHERE image_id = $id AND preset = 'medium'");
 is($variant, $bytes, 'the medium variant is in Redis under a versioned key, byte count equal to the stored object');
-ok(redis_cli("--raw STRLEN imgmod:$id:v1:source") > 1000, 'the normalised source is in Redis for re-renders');
-my $ttl = redis_cli("--raw TTL imgmod:$id:v1:medium");
+ok(redis_cli("--raw STRLEN imgmod:$inst:$id:v1:source") > 1000, 'the normalised source is in Redis for re-renders');
+my $ttl = redis_cli("--raw TTL imgmod:$inst:$id:v1:medium");
 ok($ttl > 0 && $ttl <= 86400, "keys expire (TTL $ttl s)");
 is($node->safe_psql('postgres', "SELECT total FROM imgmod.cache_stats WHERE counter = 'written'"), '5',
 	'source + 4 variants written');
@@ -63,7 +65,7 @@ for my $try (1 .. 40)
 {
 	my $n = upload_bytes($node, $jpeg, "redis_back_$try.jpg");
 	$node->poll_query_until('postgres', "SELECT status = 'ready' FROM imgmod.images WHERE id = $n");
-	if (redis_cli("--raw EXISTS imgmod:$n:v1:medium") eq '1') { $found = 1; last; }
+	if (redis_cli("--raw EXISTS imgmod:$inst:$n:v1:medium") eq '1') { $found = 1; last; }
 	select(undef, undef, undef, 0.25);
 }
 ok($found, 'after Redis returns, imgmod reconnects and caches again');

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Pipeline throughput with every service on (S3 via Ceph RGW, Redis, Kafka),
+# against the render-only throughput of the same images on the same cores.
+#
+#   bench/pipeline.sh [ROUNDS]        (default 3 rounds of the photo set)
+#
+# Pipeline: one session uploads every image (autocommit, one call each)
+# while the 2 imgmod workers render, store, cache and publish; throughput is
+# uploads / (first upload start .. last image ready).  Render-only: the same
+# normalised masters rendered by `imgmod-cli render` (compressed master and
+# four widths from one decode), 2 processes in parallel like the 2 workers,
+# no database, no network.  Also reported: object-store GETs while rendering,
+# PUTs per upload, Redis writes, Kafka acknowledgements, and the time from
+# commit to ready (median, p95).  Needs the photos in ../shared/corpus/photos
+# (or IMGMOD_BENCH_PHOTOS=dir) and starts the servers with scripts/services.sh.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+ROUNDS=${1:-3}
+PHOTOS=${IMGMOD_BENCH_PHOTOS:-$ROOT/../shared/corpus/photos}
+[ -d "$PHOTOS" ] || { echo "pipeline: no photo directory $PHOTOS (set IMGMOD_BENCH_PHOTOS)" >&2; exit 2; }
+
+make -s && make -s install >/dev/null
+make -s -C tools >/dev/null
+CLI=$ROOT/build/tools/imgmod-cli
+
+export IMGMOD_SERVICES_USER=${IMGMOD_SERVICES_USER:-postgres}
+bash scripts/services.sh start >/dev/null
+eval "$(bash scripts/services.sh env)"
+
+WORK=/tmp/imgmod-bench-pipeline
+rm -rf "$WORK" && mkdir -p "$WORK/in" "$WORK/masters" "$WORK/out"
+i=0
+for f in "$PHOTOS"/*.jpg "$PHOTOS"/*.png; do
+  [ -f "$f" ] || continue
+  i=$((i + 1)); cp "$f" "$WORK/in/$(printf '%02d' $i)-$(basename "$f")"
+done
+chmod -R a+rX "$WORK"
+NIMG=$(ls "$WORK/in" | wc -l)
+N=$((NIMG * ROUNDS))
+
+# ---- render-only --------------------------------------------------------
+for f in "$WORK"/in/*; do "$CLI" normalise "$f" "$WORK/masters/$(basename "${f%.*}").jpg" >/dev/null; done
+list=$(for r in $(seq 1 "$ROUNDS"); do ls "$WORK"/masters/*.jpg; done)
+t0=$(date +%s.%N)
+echo "$list" | xargs -P 2 -I{} sh -c "mkdir -p $WORK/out/\$\$ && $CLI render {} $WORK/out/\$\$ 2560,1920,1024,512,256 >/dev/null"
+t1=$(date +%s.%N)
+render_rate=$(echo "$N / ($t1 - $t0)" | bc -l)
+
+# ---- pipeline -----------------------------------------------------------
+export IMGMOD_CLUSTER_DIR=$WORK/cluster IMGMOD_PGPORT=54331
+export IMGMOD_EXTRA_CONF="imgmod.s3_endpoint = '$IMGMOD_S3_ENDPOINT'
+imgmod.s3_bucket = '$IMGMOD_S3_BUCKET'
+imgmod.s3_access_key = '$IMGMOD_S3_ACCESS_KEY'
+imgmod.s3_secret_key = '$IMGMOD_S3_SECRET_KEY'
+imgmod.hires_s3_endpoint = '$IMGMOD_HIRES_S3_ENDPOINT'
+imgmod.hires_s3_bucket = '$IMGMOD_HIRES_S3_BUCKET'
+imgmod.hires_s3_access_key = '$IMGMOD_HIRES_S3_ACCESS_KEY'
+imgmod.hires_s3_secret_key = '$IMGMOD_HIRES_S3_SECRET_KEY'
+imgmod.redis_url = '$IMGMOD_REDIS_URL'
+imgmod.kafka_brokers = '$IMGMOD_KAFKA_BROKERS'
+imgmod.workers = 2
+fsync = on"
+scripts/cluster.sh destroy >/dev/null 2>&1 || true
+scripts/cluster.sh start imgmod_bench >/dev/null
+trap 'scripts/cluster.sh destroy >/dev/null 2>&1 || true' EXIT
+eval "$(scripts/cluster.sh env)"
+psql -qX -d imgmod_bench -c "CREATE EXTENSION imgmod"
+sql=$WORK/uploads.sql
+: > "$sql"
+for r in $(seq 1 "$ROUNDS"); do
+  for f in "$WORK"/in/*; do
+    echo "SELECT imgmod.upload(pg_read_binary_file('$f'), '$(basename "$f")');" >> "$sql"
+  done
+done
+t0=$(date +%s.%N)
+psql -qXAt -d imgmod_bench -f "$sql" >/dev/null
+until [ "$(psql -qXAt -d imgmod_bench -c "SELECT count(*) FROM imgmod.images WHERE status <> 'ready'")" = 0 ]; do
+  sleep 0.05
+done
+t1=$(date +%s.%N)
+pipeline_rate=$(echo "$N / ($t1 - $t0)" | bc -l)
+until [ "$(psql -qXAt -d imgmod_bench -c "SELECT count(*) FROM imgmod.events WHERE published_at IS NULL")" = 0 ]; do
+  sleep 0.1
+done
+
+psql -qX -d imgmod_bench <<SQL
+\pset footer off
+\echo
+\echo '## imgmod pipeline benchmark ($N uploads: $NIMG images x $ROUNDS rounds, 2 workers, S3 + Redis + Kafka)'
+SELECT round($pipeline_rate, 2) AS pipeline_uploads_per_s,
+       round($render_rate, 2) AS render_only_per_s,
+       round(100 * $pipeline_rate / $render_rate, 1) AS pipeline_pct_of_render_only;
+SELECT store, verb, requests, failures, retries FROM imgmod.stats WHERE requests > 0 ORDER BY store, verb;
+SELECT round(sum(requests) FILTER (WHERE verb = 'PUT')::numeric / $N, 2) AS puts_per_upload,
+       coalesce(sum(requests) FILTER (WHERE verb = 'GET'), 0) AS gets_during_rendering
+  FROM imgmod.stats;
+SELECT counter, total FROM imgmod.cache_stats WHERE total > 0;
+SELECT count(*) AS events, count(published_at) AS acknowledged_by_kafka FROM imgmod.events;
+SELECT round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM ready_at - created_at))::numeric, 0) AS commit_to_ready_median_ms,
+       round(1000 * percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM ready_at - created_at))::numeric, 0) AS commit_to_ready_p95_ms
+  FROM imgmod.images;
+SQL
