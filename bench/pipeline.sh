@@ -3,6 +3,9 @@
 # against the render-only throughput of the same images on the same cores.
 #
 #   bench/pipeline.sh [ROUNDS]        (default 3 rounds of the photo set)
+#   IMGMOD_BENCH_SERVICES=0   the embedded default instead (local store, no
+#                             Redis, no Kafka) for comparison
+#   IMGMOD_BENCH_WORKERS=N    workers (2);  IMGMOD_BENCH_SESSIONS=N  uploaders (2)
 #
 # Pipeline: one session uploads every image (autocommit, one call each)
 # while the 2 imgmod workers render, store, cache and publish; throughput is
@@ -49,6 +52,9 @@ render_rate=$(echo "$N / ($t1 - $t0)" | bc -l)
 
 # ---- pipeline -----------------------------------------------------------
 export IMGMOD_CLUSTER_DIR=$WORK/cluster IMGMOD_PGPORT=54331
+SERVICES=${IMGMOD_BENCH_SERVICES:-1}
+SESSIONS=${IMGMOD_BENCH_SESSIONS:-2}
+if [ "$SERVICES" = 1 ]; then
 export IMGMOD_EXTRA_CONF="imgmod.s3_endpoint = '$IMGMOD_S3_ENDPOINT'
 imgmod.s3_bucket = '$IMGMOD_S3_BUCKET'
 imgmod.s3_access_key = '$IMGMOD_S3_ACCESS_KEY'
@@ -59,8 +65,12 @@ imgmod.hires_s3_access_key = '$IMGMOD_HIRES_S3_ACCESS_KEY'
 imgmod.hires_s3_secret_key = '$IMGMOD_HIRES_S3_SECRET_KEY'
 imgmod.redis_url = '$IMGMOD_REDIS_URL'
 imgmod.kafka_brokers = '$IMGMOD_KAFKA_BROKERS'
-imgmod.workers = 2
+imgmod.workers = ${IMGMOD_BENCH_WORKERS:-2}
 fsync = on"
+else
+export IMGMOD_EXTRA_CONF="imgmod.workers = ${IMGMOD_BENCH_WORKERS:-2}
+fsync = on"
+fi
 scripts/cluster.sh destroy >/dev/null 2>&1 || true
 scripts/cluster.sh start imgmod_bench >/dev/null
 trap 'scripts/cluster.sh destroy >/dev/null 2>&1 || true' EXIT
@@ -73,21 +83,26 @@ for r in $(seq 1 "$ROUNDS"); do
     echo "SELECT imgmod.upload(pg_read_binary_file('$f'), '$(basename "$f")');" >> "$sql"
   done
 done
+# Uploads come from $SESSIONS concurrent sessions, as from several app servers.
+split -n "l/$SESSIONS" -d "$sql" "$WORK/uploads.part."
 t0=$(date +%s.%N)
-psql -qXAt -d imgmod_bench -f "$sql" >/dev/null
+for part in "$WORK"/uploads.part.*; do psql -qXAt -d imgmod_bench -f "$part" >/dev/null & done
+wait
 until [ "$(psql -qXAt -d imgmod_bench -c "SELECT count(*) FROM imgmod.images WHERE status <> 'ready'")" = 0 ]; do
   sleep 0.05
 done
 t1=$(date +%s.%N)
 pipeline_rate=$(echo "$N / ($t1 - $t0)" | bc -l)
-until [ "$(psql -qXAt -d imgmod_bench -c "SELECT count(*) FROM imgmod.events WHERE published_at IS NULL")" = 0 ]; do
+# With Kafka on, wait for every acknowledgement before reading the counters.
+while [ "$SERVICES" = 1 ] &&
+      [ "$(psql -qXAt -d imgmod_bench -c "SELECT count(*) FROM imgmod.events WHERE published_at IS NULL")" != 0 ]; do
   sleep 0.1
 done
 
 psql -qX -d imgmod_bench <<SQL
 \pset footer off
 \echo
-\echo '## imgmod pipeline benchmark ($N uploads: $NIMG images x $ROUNDS rounds, 2 workers, S3 + Redis + Kafka)'
+\echo '## imgmod pipeline benchmark ($N uploads: $NIMG images x $ROUNDS rounds, ${IMGMOD_BENCH_WORKERS:-2} workers, $SESSIONS upload sessions, services: $SERVICES)'
 SELECT round($pipeline_rate, 2) AS pipeline_uploads_per_s,
        round($render_rate, 2) AS render_only_per_s,
        round(100 * $pipeline_rate / $render_rate, 1) AS pipeline_pct_of_render_only;
