@@ -128,19 +128,26 @@ make_client(rd_kafka_type_t type, const char *brokers)
 	return rk;
 }
 
+/*
+ * Bounded even when the broker is gone (a shutdown must not hang): give
+ * acknowledgements two seconds, then drop what is still queued — those
+ * events are still unpublished in the outbox and will be sent again — and
+ * leave the consumer group without waiting for the broker.
+ */
 static void
 disconnect(void)
 {
 	if (producer)
 	{
 		rd_kafka_flush(producer, 2000);
+		rd_kafka_purge(producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		rd_kafka_poll(producer, 0);
 		rd_kafka_destroy(producer);
 		producer = NULL;
 	}
 	if (consumer)
 	{
-		rd_kafka_consumer_close(consumer);
-		rd_kafka_destroy(consumer);
+		rd_kafka_destroy_flags(consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 		consumer = NULL;
 	}
 	if (connected_brokers)

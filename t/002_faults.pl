@@ -59,14 +59,22 @@ sub check_complete
 my @ids = map { upload_bytes($node, $big, "big$_.jpg") } 1 .. 6;
 my $ids = join(',', @ids);
 my ($victim_pid, $victim_job);
+# Freeze the worker (SIGSTOP) while it holds a job, confirm it still holds
+# it, then SIGKILL it: the kill always lands in the middle of a render.
 for (1 .. 500)
 {
 	my $row = $node->safe_psql('postgres',
 		"SELECT claimed_by || ' ' || id FROM imgmod.jobs WHERE state = 'running' AND image_id IN ($ids) LIMIT 1");
 	if ($row ne '')
 	{
-		($victim_pid, $victim_job) = split / /, $row;
-		last;
+		my ($pid, $job) = split / /, $row;
+		kill 'STOP', $pid;
+		if ($node->safe_psql('postgres', "SELECT state || ' ' || claimed_by FROM imgmod.jobs WHERE id = $job") eq "running $pid")
+		{
+			($victim_pid, $victim_job) = ($pid, $job);
+			last;
+		}
+		kill 'CONT', $pid;
 	}
 	select(undef, undef, undef, 0.01);
 }
