@@ -30,8 +30,11 @@ ok($node->poll_query_until('postgres',
 my $err = $node->safe_psql('postgres', "SELECT last_error FROM imgmod.jobs WHERE image_id = $bad");
 like($err, qr/HTTP 403/, "the error names the HTTP status: $err");
 unlike($err, qr/not-the-secret|\Q$ENV{IMGMOD_S3_SECRET_KEY}\E/, 'no secret in the error');
-is($node->safe_psql('postgres', "SELECT status FROM imgmod.images WHERE id = $bad"), 'failed',
-	'the image is failed, not lost');
+# It keeps being retried (status failed or, during an attempt, processing).
+is($node->safe_psql('postgres',
+		"SELECT i.status IN ('failed', 'processing') AND j.state IN ('queued', 'running') "
+		  . "FROM imgmod.images i JOIN imgmod.jobs j ON j.image_id = i.id WHERE i.id = $bad"),
+	't', 'the image is not ready and its job waits for the next attempt: nothing is lost');
 unlike(slurp_file($node->logfile), qr/not-the-secret|\Q$ENV{IMGMOD_S3_SECRET_KEY}\E/, 'no secret in the server log');
 
 $node->safe_psql('postgres', "ALTER SYSTEM SET imgmod.s3_secret_key = '$ENV{IMGMOD_S3_SECRET_KEY}'");
