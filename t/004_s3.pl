@@ -29,6 +29,7 @@ ok($node->poll_query_until('postgres',
 	'wrong secret: the job records the server error code');
 my $err = $node->safe_psql('postgres', "SELECT last_error FROM imgmod.jobs WHERE image_id = $bad");
 like($err, qr/HTTP 403/, "the error names the HTTP status: $err");
+like($err, qr/after 1 attempt\(s\)/, 'a 403 is not retried within the attempt (an operator must act)');
 unlike($err, qr/not-the-secret|\Q$ENV{IMGMOD_S3_SECRET_KEY}\E/, 'no secret in the error');
 # It keeps being retried (status failed or, during an attempt, processing).
 is($node->safe_psql('postgres',
