@@ -10,9 +10,10 @@ use IO::Socket::INET;
 use IO::Select;
 use POSIX ();
 
-# Returns (pid, port).  $plan is a list of status codes for the first
-# connections, e.g. [503, 503, 429]; the counter file records how many
-# connections were answered with a fault.
+# Returns (pid, port).  $plan is a list of faults for the first connections:
+# an HTTP status code (e.g. [503, 503, 429]) is answered at once; 'stall'
+# reads the request and never answers until the client gives up.  The
+# counter file records how many connections got a fault.
 sub start
 {
 	my ($upstream_host, $upstream_port, $plan, $counter_file) = @_;
@@ -30,6 +31,15 @@ sub start
 	my $faults = 0;
 	while (my $client = $listen->accept)
 	{
+		if (@plan && $plan[0] eq 'stall')
+		{
+			shift @plan;
+			$faults++;
+			if (open(my $fh, '>', $counter_file)) { print $fh $faults; close $fh; }
+			while (sysread($client, my $buf, 65536)) { }
+			close $client;
+			next;
+		}
 		if (@plan)
 		{
 			my $code = shift @plan;
