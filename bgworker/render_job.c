@@ -47,7 +47,8 @@ typedef struct claimed_job
 	size_t		source_len;
 	bool		source_is_staged;	/* full-resolution source (Redis or staged row);
 									 * false: re-render from the compressed master */
-	const char *source_origin;	/* redis, staged or store, for the log */
+	const char *source_origin;	/* redis, staged or store */
+	bool		store_masters;	/* masters not stored yet for this version */
 	int			npresets;
 	preset_row *presets;
 } claimed_job;
@@ -262,7 +263,8 @@ warm_cache(claimed_job *job, img_variant_result *results, int first_preset)
 	keys = palloc(sizeof(char *) * (job->npresets + 1));
 	values = palloc(sizeof(uint8_t *) * (job->npresets + 1));
 	lens = palloc(sizeof(size_t) * (job->npresets + 1));
-	if (job->source_is_staged)
+	/* The source only when it did not come from Redis in the first place. */
+	if (job->source_is_staged && strcmp(job->source_origin, "redis") != 0)
 	{
 		char	   *k = palloc(256);
 
@@ -325,12 +327,18 @@ render_and_store(claimed_job *job, stored_object *hires, stored_object *master,
 	imgmod_current_limits(&limits);
 	imgmod_background_rgb(background);
 
-	/* The compressed master is rendered from the same decode as the presets. */
-	first_preset = job->source_is_staged ? 1 : 0;
+	/*
+	 * Each object is written once per version: the masters only while they
+	 * are not stored yet (a re-render after that reads a full-resolution
+	 * source from Redis, but must not PUT the masters again).  The
+	 * compressed master is rendered from the same decode as the presets.
+	 */
+	job->store_masters = job->source_is_staged && job->master_key == NULL;
+	first_preset = job->store_masters ? 1 : 0;
 	nspecs = job->npresets + first_preset;
 	specs = palloc0(sizeof(img_variant_spec) * (nspecs + 1));
 	results = palloc0(sizeof(img_variant_result) * (nspecs + 1));
-	if (job->source_is_staged)
+	if (job->store_masters)
 	{
 		specs[0].geometry.box_width = (uint32) imgmod_compressed_master_max_side;
 		specs[0].geometry.box_height = (uint32) imgmod_compressed_master_max_side;
@@ -351,7 +359,7 @@ render_and_store(claimed_job *job, stored_object *hires, stored_object *master,
 						(long long) job->image_id, job->version, img_status_name(st), err.message)));
 
 	pgstat_report_activity(STATE_RUNNING, "imgmod: storing");
-	if (job->source_is_staged)
+	if (job->store_masters)
 	{
 		imgmod_hires_key(key, sizeof(key), job->image_id, job->version);
 		put_object(IMGMOD_STORE_HIRES, key, job->source, job->source_len, hires);
@@ -421,11 +429,11 @@ register_result(claimed_job *job, stored_object *hires, stored_object *master,
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = Int64GetDatum(job->image_id);
 	values[1] = Int32GetDatum(job->version);
-	values[2] = job->source_is_staged ? CStringGetTextDatum(hires->key) : (Datum) 0;
-	nulls[2] = job->source_is_staged ? ' ' : 'n';
+	values[2] = job->store_masters ? CStringGetTextDatum(hires->key) : (Datum) 0;
+	nulls[2] = job->store_masters ? ' ' : 'n';
 	values[3] = Int32GetDatum((int32) hires->bytes);
 	nulls[3] = nulls[2];
-	values[4] = job->source_is_staged ? CStringGetTextDatum(master->key) : (Datum) 0;
+	values[4] = job->store_masters ? CStringGetTextDatum(master->key) : (Datum) 0;
 	nulls[4] = nulls[2];
 	values[5] = Int32GetDatum((int32) master->bytes);
 	nulls[5] = nulls[2];
@@ -470,7 +478,7 @@ register_result(claimed_job *job, stored_object *hires, stored_object *master,
 		evalues[2] = Int32GetDatum(job->attempt);
 		evalues[3] = CStringGetTextDatum(json.data);
 		evalues[4] = CStringGetTextDatum(masters.data);
-		evalues[5] = BoolGetDatum(job->source_is_staged);
+		evalues[5] = BoolGetDatum(job->store_masters);
 		if (SPI_execute_with_args("SELECT imgmod._emit($1, $2, 'stored', 'store', $3, NULL, $5::jsonb) WHERE $6",
 								  6, etypes, evalues, NULL, false, 0) != SPI_OK_SELECT ||
 			SPI_execute_with_args("SELECT imgmod._emit($1, $2, 'rendered', 'render', $3, NULL, jsonb_build_array(v)) "

@@ -133,7 +133,6 @@ typedef enum imgmod_verb
 {
 	IMGMOD_VERB_PUT = 0,
 	IMGMOD_VERB_GET,
-	IMGMOD_VERB_DELETE,
 	IMGMOD_VERB_COUNT
 } imgmod_verb;
 
@@ -160,14 +159,11 @@ bool		imgmod_store_put(imgmod_store store, const char *key, const uint8_t *data,
 							 char *errbuf, size_t errsize);
 /* Read an object; palloc'd bytea, or NULL with errbuf filled. */
 bytea	   *imgmod_store_get(imgmod_store store, const char *key, char *errbuf, size_t errsize);
-/* Remove an object; a missing object is not an error. */
-bool		imgmod_store_delete(imgmod_store store, const char *key, char *errbuf, size_t errsize);
 
 /* Backends (storage_local.c, storage_s3.c); same contracts as above. */
 bool		imgmod_local_put(imgmod_store store, const char *key, const uint8_t *data,
 							 size_t len, char *errbuf, size_t errsize);
 bytea	   *imgmod_local_get(imgmod_store store, const char *key, char *errbuf, size_t errsize);
-bool		imgmod_local_delete(imgmod_store store, const char *key, char *errbuf, size_t errsize);
 
 typedef struct imgmod_s3_target
 {
@@ -187,8 +183,6 @@ bool		imgmod_s3_put(const imgmod_s3_target *t, imgmod_store store, const char *k
 						  const char *cache_control, char *errbuf, size_t errsize);
 bytea	   *imgmod_s3_get(const imgmod_s3_target *t, imgmod_store store, const char *key,
 						  char *errbuf, size_t errsize);
-bool		imgmod_s3_delete(const imgmod_s3_target *t, imgmod_store store, const char *key,
-							 char *errbuf, size_t errsize);
 
 /* Request accounting (shared_state.c), read by imgmod.stats. */
 void		imgmod_count_request(imgmod_store store, imgmod_verb verb, bool ok, int retries);
@@ -212,7 +206,6 @@ void		imgmod_cache_key(char *buf, size_t size, int64 image_id, int version, cons
 int			imgmod_cache_put_many(int n, const char *const *keys, const uint8_t *const *values,
 								  const size_t *lens);
 uint8_t    *imgmod_cache_get(const char *key, size_t *len);
-int			imgmod_cache_delete_many(int n, const char *const *keys);
 void		imgmod_count_cache(imgmod_cache_counter counter, int n);
 
 #endif							/* IMGMOD_H */

@@ -178,22 +178,3 @@ imgmod_local_get(imgmod_store store, const char *key, char *errbuf, size_t errsi
 	SET_VARSIZE(result, VARHDRSZ + st.st_size);
 	return result;
 }
-
-bool
-imgmod_local_delete(imgmod_store store, const char *key, char *errbuf, size_t errsize)
-{
-	char		path[MAXPGPATH];
-
-	if (!imgmod_key_is_safe(key))
-	{
-		snprintf(errbuf, errsize, "refusing unsafe object key \"%s\"", key);
-		return false;
-	}
-	store_path(store, key, path, sizeof(path));
-	if (unlink(path) != 0 && errno != ENOENT)
-	{
-		snprintf(errbuf, errsize, "could not remove object \"%s\": %m", key);
-		return false;
-	}
-	return true;
-}

@@ -45,6 +45,11 @@ is($node->safe_psql('postgres', "SELECT total FROM imgmod.cache_stats WHERE coun
 	'the re-render found its source in Redis');
 is($node->safe_psql('postgres', "SELECT coalesce(sum(requests), 0) FROM imgmod.stats WHERE verb = 'GET'"), '0',
 	'and read nothing from object storage');
+is($node->safe_psql('postgres',
+		"SELECT string_agg(store || ' ' || requests, ', ' ORDER BY store) FROM imgmod.stats WHERE verb = 'PUT'"),
+	'hires 1, main 9', 'the masters were not written again: 4 variant PUTs for the re-render, each master once');
+is($node->safe_psql('postgres', "SELECT total FROM imgmod.cache_stats WHERE counter = 'written'"), '9',
+	'and only the variants went back to Redis, not the source it came from');
 
 # --- Redis stopped: the pipeline completes without it ------------------------
 services('stop', 'redis');

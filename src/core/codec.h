@@ -69,6 +69,14 @@ extern const img_codec img_codec_heif;	/* HEIC, HEIF and AVIF */
 extern const img_codec img_codec_tiff;
 extern const img_codec img_codec_bmp;
 
+/*
+ * img_load for bytes that img_probe already accepted with these limits: the
+ * header is not parsed a second time.
+ */
+img_status	img_load_probed(const uint8_t *data, size_t len, const img_limits *limits,
+							const img_info *info, const img_load_options *options,
+							img_raster *out, img_error *err);
+
 /* The codec for an accepted format, or NULL. */
 const img_codec *img_codec_for(img_format format);
 
@@ -86,6 +94,13 @@ void		img_exif_scan(const uint8_t *data, size_t len, bool tiff_header,
 
 /* True when data looks like an XMP packet or XMP namespace header. */
 bool		img_is_xmp(const uint8_t *data, size_t len);
+
+/*
+ * Whether a profile description names sRGB: such a profile may be dropped,
+ * as untagged images are taken as sRGB (colour.c and normalise.c agree on
+ * this through here).
+ */
+bool		img_icc_description_is_srgb(const char *description);
 
 /* Copy the profile's description into info->icc_description (best effort). */
 void		img_icc_describe(const uint8_t *icc, size_t len, img_info *info);

@@ -52,6 +52,13 @@ img_icc_describe(const uint8_t *icc, size_t len, img_info *info)
 	cmsCloseProfile(profile);
 }
 
+bool
+img_icc_description_is_srgb(const char *description)
+{
+	return description != NULL &&
+		(strstr(description, "sRGB") != NULL || strstr(description, "srgb") != NULL);
+}
+
 /* Profiles that describe sRGB need no transform (the common case). */
 static bool
 profile_is_srgb(cmsHPROFILE profile)
@@ -61,7 +68,7 @@ profile_is_srgb(cmsHPROFILE profile)
 	if (cmsGetProfileInfoASCII(profile, cmsInfoDescription, "en", "US",
 							   desc, sizeof(desc)) == 0)
 		return false;
-	return strstr(desc, "sRGB") != NULL || strstr(desc, "srgb") != NULL;
+	return img_icc_description_is_srgb(desc);
 }
 
 static void

@@ -48,14 +48,14 @@ flatten_alpha(img_raster *raster, const uint8_t background[3], img_error *err)
 	return IMG_OK;
 }
 
+/* The part of img_load after the probe, for callers that already probed. */
 img_status
-img_load(const uint8_t *data, size_t len, const img_limits *limits,
-		 const img_load_options *options, img_raster *out, img_info *info_out,
-		 img_error *err)
+img_load_probed(const uint8_t *data, size_t len, const img_limits *limits,
+				const img_info *info, const img_load_options *options,
+				img_raster *out, img_error *err)
 {
-	img_info	info;
 	img_decoded decoded;
-	const img_codec *codec;
+	const img_codec *codec = img_codec_for(info->format);
 	img_status	st;
 	uint32_t	min_w;
 	uint32_t	min_h;
@@ -63,24 +63,19 @@ img_load(const uint8_t *data, size_t len, const img_limits *limits,
 
 	memset(out, 0, sizeof(*out));
 	memset(&decoded, 0, sizeof(decoded));
-
-	st = img_probe(data, len, limits, &info, err);
-	if (info_out)
-		*info_out = info;
-	if (st != IMG_OK)
-		return st;
-	codec = img_codec_for(info.format);
+	if (codec == NULL)
+		return img_fail(err, IMG_ERR_INTERNAL, "no codec for %s", img_format_name(info->format));
 
 	/* The caller's minimum is upright; the decoder works in stored orientation. */
 	min_w = options->min_width;
 	min_h = options->min_height;
-	if (options->apply_orientation && info.orientation >= 5)
+	if (options->apply_orientation && info->orientation >= 5)
 	{
 		min_w = options->min_height;
 		min_h = options->min_width;
 	}
 
-	st = codec->decode(data, len, limits, &info, min_w, min_h, &decoded, err);
+	st = codec->decode(data, len, limits, info, min_w, min_h, &decoded, err);
 	if (st != IMG_OK)
 		goto fail;
 	st = img_colour_to_srgb(&decoded, err);
@@ -108,4 +103,21 @@ img_load(const uint8_t *data, size_t len, const img_limits *limits,
 fail:
 	img_decoded_free(&decoded);
 	return st;
+}
+
+img_status
+img_load(const uint8_t *data, size_t len, const img_limits *limits,
+		 const img_load_options *options, img_raster *out, img_info *info_out,
+		 img_error *err)
+{
+	img_info	info;
+	img_status	st;
+
+	memset(out, 0, sizeof(*out));
+	st = img_probe(data, len, limits, &info, err);
+	if (info_out)
+		*info_out = info;
+	if (st != IMG_OK)
+		return st;
+	return img_load_probed(data, len, limits, &info, options, out, err);
 }

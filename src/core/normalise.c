@@ -33,7 +33,7 @@ needs_colour_change(const img_info *info)
 	if (!info->has_icc)
 		return false;
 	/* An sRGB profile may be dropped: untagged JPEG means sRGB. */
-	return strstr(info->icc_description, "sRGB") == NULL;
+	return !img_icc_description_is_srgb(info->icc_description);
 }
 
 static int
@@ -150,7 +150,7 @@ img_normalise(const uint8_t *data, size_t len, const img_limits *limits,
 
 	img_load_options_default(&load);
 	memcpy(load.background, options->background, 3);
-	st = img_load(data, len, limits, &load, &raster, NULL, err);
+	st = img_load_probed(data, len, limits, &out->info, &load, &raster, err);
 	if (st != IMG_OK)
 		return st;
 	st = img_encode_jpeg(&raster, options->master_quality, &out->master, err);

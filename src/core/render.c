@@ -72,7 +72,7 @@ img_render_variants(const uint8_t *data, size_t len, const img_limits *limits,
 {
 	img_info	info;
 	img_load_options load;
-	img_raster	source;
+	img_raster	source = {0};
 	planned_variant *plan = NULL;
 	img_raster *scaled = NULL;	/* full-frame scaled source per planned variant */
 	img_status	st;
@@ -91,13 +91,15 @@ img_render_variants(const uint8_t *data, size_t len, const img_limits *limits,
 	up_w = info.orientation >= 5 ? info.height : info.width;
 	up_h = info.orientation >= 5 ? info.width : info.height;
 
-	plan = calloc(n, sizeof(*plan));
-	scaled = calloc(n, sizeof(*scaled));
+	plan = img_alloc(n * sizeof(*plan));
+	scaled = img_alloc(n * sizeof(*scaled));
 	if (plan == NULL || scaled == NULL)
 	{
 		st = img_fail(err, IMG_ERR_NO_MEMORY, "out of memory planning variants");
 		goto done;
 	}
+	memset(plan, 0, n * sizeof(*plan));
+	memset(scaled, 0, n * sizeof(*scaled));
 	for (size_t i = 0; i < n; i++)
 	{
 		plan[i].index = i;
@@ -121,7 +123,7 @@ img_render_variants(const uint8_t *data, size_t len, const img_limits *limits,
 	memcpy(load.background, background, 3);
 	load.min_width = (uint32_t) ceil(need_w * RENDER_DECODE_MARGIN);
 	load.min_height = (uint32_t) ceil(need_h * RENDER_DECODE_MARGIN);
-	st = img_load(data, len, limits, &load, &source, NULL, err);
+	st = img_load_probed(data, len, limits, &info, &load, &source, err);
 	if (st != IMG_OK)
 		goto done;
 
@@ -184,8 +186,8 @@ done:
 	if (scaled)
 		for (size_t k = 0; k < n; k++)
 			img_raster_free(&scaled[k]);
-	free(scaled);
-	free(plan);
+	img_free(scaled);
+	img_free(plan);
 	img_raster_free(&source);
 	if (st != IMG_OK)
 		img_variant_results_free(results, n);
