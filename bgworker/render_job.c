@@ -2,12 +2,13 @@
  * render_job.c — one render job: masters and every preset of one image
  * version, stored, then registered.
  *
- * Three short transactions, none held open during image work:
- *   1. claim the job (FOR UPDATE SKIP LOCKED) and read its source bytes
- *      and the presets;
+ * Short transactions, none held open during image work:
+ *   1. (after job_queue.c claimed the job) mark the image processing, read
+ *      where the source is and the presets;
  *   2. (no transaction) decode once, render, PUT every object;
- *   3. insert the variant rows, flip the current version, finish the job
- *      and emit the status event, all or nothing.
+ *   3. insert the variant rows, flip the current version, supersede the
+ *      version it replaces, finish the job and emit the status events, all
+ *      or nothing.
  * A crash between 2 and 3 leaves the job "running" under a dead PID; it is
  * reclaimed and redone, and the second PUT of each key replaces the first.
  */
@@ -27,7 +28,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
-#include "render_job.h"
+#include "jobs.h"
 
 typedef struct preset_row
 {
@@ -41,6 +42,9 @@ typedef struct claimed_job
 	int64		image_id;
 	int32		version;
 	int32		attempt;
+	int32		superseded;		/* version made obsolete by this one, or 0 */
+	char	  **superseded_presets;	/* its variants, for the Redis keys */
+	int			nsuperseded_presets;
 	bool		has_staged;		/* the version's row still holds the normalised master */
 	char	   *master_key;		/* compressed master, once stored */
 	uint8_t    *source;			/* the bytes rendered from */
@@ -48,6 +52,7 @@ typedef struct claimed_job
 	bool		source_is_staged;	/* full-resolution source (Redis or staged row);
 									 * false: re-render from the compressed master */
 	const char *source_origin;	/* redis, staged or store */
+	MemoryContext job_context;	/* where results that outlive a transaction go */
 	bool		store_masters;	/* masters not stored yet for this version */
 	int			npresets;
 	preset_row *presets;
@@ -61,24 +66,6 @@ typedef struct stored_object
 	uint32		width;
 	uint32		height;
 } stored_object;
-
-static void
-begin_tx(const char *activity)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, activity);
-}
-
-static void
-commit_tx(void)
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-}
 
 static char *
 copy_text_column(int row, int col)
@@ -94,44 +81,28 @@ int_column(int row, int col, bool *isnull)
 	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, isnull));
 }
 
-/* Transaction 1: claim.  Allocations land in the caller's (loop) context. */
+/*
+ * Transaction 1.  Allocations land in the caller's (job) context.  Returns
+ * false when a newer version is already current: this one is superseded
+ * without being rendered, and the job is done.
+ */
 static bool
-claim_job(claimed_job *job, MemoryContext keep)
+prepare_render(claimed_job *job, MemoryContext keep)
 {
-	static const char *claim =
-		"UPDATE imgmod.jobs j SET state = 'running', attempts = j.attempts + 1, "
-		"       claimed_by = pg_backend_pid(), claimed_at = now() "
-		" WHERE j.id = (SELECT id FROM imgmod.jobs WHERE state = 'queued' AND next_attempt_at <= now() "
-		"               ORDER BY next_attempt_at, id FOR UPDATE SKIP LOCKED LIMIT 1) "
-		"RETURNING j.id, j.image_id, j.version, j.attempts";
-	Oid			types[2] = {INT8OID, INT4OID};
-	Datum		values[2];
+	Oid			types[3] = {INT8OID, INT4OID, INT4OID};
+	Datum		values[3];
 	bool		isnull;
 	MemoryContext old;
 
-	begin_tx("imgmod: claiming a job");
-	if (SPI_execute(claim, false, 1) != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "imgmod: job claim failed");
-	if (SPI_processed == 0)
-	{
-		commit_tx();
-		return false;
-	}
-	job->job_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	job->image_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	job->version = int_column(0, 3, &isnull);
-	job->attempt = int_column(0, 4, &isnull);
-
+	imgmod_job_begin_tx("imgmod: preparing a render");
 	values[0] = Int64GetDatum(job->image_id);
 	values[1] = Int32GetDatum(job->version);
-	if (SPI_execute_with_args("UPDATE imgmod.images SET status = 'processing', updated_at = now() "
-							  "WHERE id = $1 AND status <> 'processing'",
-							  1, types, values, NULL, false, 0) < 0)
-		elog(ERROR, "imgmod: could not mark image processing");
 
 	/* Only where the source is; its bytes are read after this commits. */
-	if (SPI_execute_with_args("SELECT staged IS NOT NULL, master_key FROM imgmod.image_versions "
-							  "WHERE image_id = $1 AND version = $2",
+	if (SPI_execute_with_args("SELECT v.staged IS NOT NULL, v.master_key, "
+							  "       coalesce(i.current_version, 0) > v.version "
+							  "FROM imgmod.image_versions v JOIN imgmod.images i ON i.id = v.image_id "
+							  "WHERE v.image_id = $1 AND v.version = $2 FOR UPDATE OF i",
 							  2, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "imgmod: image %lld version %d has no row in imgmod.image_versions",
 			 (long long) job->image_id, job->version);
@@ -139,9 +110,24 @@ claim_job(claimed_job *job, MemoryContext keep)
 	old = MemoryContextSwitchTo(keep);
 	job->master_key = copy_text_column(0, 2);
 	MemoryContextSwitchTo(old);
-
-	if (SPI_execute("SELECT id::text FROM imgmod.installation", true, 1) == SPI_OK_SELECT && SPI_processed == 1)
-		imgmod_cache_set_namespace(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)))
+	{
+		values[2] = Int32GetDatum(imgmod_superseded_retention_s);
+		if (SPI_execute_with_args("SELECT imgmod._supersede($1, $2, make_interval(secs => $3))",
+								  3, types, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "imgmod: could not supersede version %d", job->version);
+		values[0] = Int64GetDatum(job->job_id);
+		if (SPI_execute_with_args("UPDATE imgmod.jobs SET state = 'done', finished_at = now(), claimed_by = NULL, "
+								  "last_error = 'not rendered: a newer version was already current' WHERE id = $1",
+								  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "imgmod: could not finish job %lld", (long long) job->job_id);
+		imgmod_job_commit_tx();
+		return false;
+	}
+	if (SPI_execute_with_args("UPDATE imgmod.images SET status = 'processing', updated_at = now() "
+							  "WHERE id = $1 AND status <> 'processing'",
+							  1, types, values, NULL, false, 0) < 0)
+		elog(ERROR, "imgmod: could not mark image processing");
 
 	if (SPI_execute("SELECT name, width, height, fit, quality, allow_upscale FROM imgmod.presets ORDER BY name",
 					true, 0) != SPI_OK_SELECT)
@@ -170,7 +156,7 @@ claim_job(claimed_job *job, MemoryContext keep)
 		p->spec.geometry.allow_upscale =
 			DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 6, &isnull));
 	}
-	commit_tx();
+	imgmod_job_commit_tx();
 	return true;
 }
 
@@ -207,7 +193,7 @@ load_source(claimed_job *job)
 
 		values[0] = Int64GetDatum(job->image_id);
 		values[1] = Int32GetDatum(job->version);
-		begin_tx("imgmod: reading the staged master");
+		imgmod_job_begin_tx("imgmod: reading the staged master");
 		if (SPI_execute_with_args("SELECT staged FROM imgmod.image_versions WHERE image_id = $1 AND version = $2",
 								  2, types, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 		{
@@ -226,7 +212,7 @@ load_source(claimed_job *job)
 				job->source_origin = "staged";
 			}
 		}
-		commit_tx();
+		imgmod_job_commit_tx();
 		if (job->source != NULL)
 			return;
 	}
@@ -379,6 +365,65 @@ render_and_store(claimed_job *job, stored_object *hires, stored_object *master,
 	img_variant_results_free(results, (size_t) nspecs);
 }
 
+/* The image's current version (0 for none), row locked until commit. */
+static int32
+lock_current_version(int64 image_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	bool		isnull;
+	int32		current;
+
+	values[0] = Int64GetDatum(image_id);
+	if (SPI_execute_with_args("SELECT current_version FROM imgmod.images WHERE id = $1 FOR UPDATE",
+							  1, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "imgmod: image %lld is gone", (long long) image_id);
+	current = int_column(0, 1, &isnull);
+	return isnull ? 0 : current;
+}
+
+/*
+ * Mark a version superseded and schedule its purge (imgmod._supersede);
+ * remember its presets so its Redis keys can be dropped after commit.
+ */
+static void
+supersede(claimed_job *job, int32 version)
+{
+	Oid			types[3] = {INT8OID, INT4OID, INT4OID};
+	Datum		values[3];
+	MemoryContext keep = job->job_context;
+
+	values[0] = Int64GetDatum(job->image_id);
+	values[1] = Int32GetDatum(version);
+	values[2] = Int32GetDatum(imgmod_superseded_retention_s);
+	if (SPI_execute_with_args("SELECT imgmod._supersede($1, $2, make_interval(secs => $3))",
+							  3, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "imgmod: could not supersede version %d of image %lld", version,
+			 (long long) job->image_id);
+	if (SPI_execute_with_args("SELECT preset FROM imgmod.variants WHERE image_id = $1 AND version = $2",
+							  2, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "imgmod: could not list the variants of version %d", version);
+	job->superseded = version;
+	job->nsuperseded_presets = (int) SPI_processed;
+	job->superseded_presets = MemoryContextAllocZero(keep, sizeof(char *) * (SPI_processed + 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+		job->superseded_presets[i] = MemoryContextStrdup(keep, SPI_getvalue(SPI_tuptable->vals[i],
+																			   SPI_tuptable->tupdesc, 1));
+}
+
+/*
+ * Redis entries of a superseded version go at once (its objects stay for
+ * the retention): a cache must not keep serving what was replaced.  Best
+ * effort; the purge deletes them again, and their TTL ends them anyway.
+ */
+static void
+drop_superseded_cache(claimed_job *job)
+{
+	if (job->superseded != 0)
+		(void) imgmod_cache_drop_version(job->image_id, job->superseded, job->nsuperseded_presets,
+										 job->superseded_presets);
+}
+
 /* Transaction 3: register everything at once. */
 static void
 register_result(claimed_job *job, stored_object *hires, stored_object *master,
@@ -396,8 +441,10 @@ register_result(claimed_job *job, stored_object *hires, stored_object *master,
 	char		nulls[8];
 	StringInfoData json;
 	char		etag[48];
+	int32		previous;
 
-	begin_tx("imgmod: registering variants");
+	imgmod_job_begin_tx("imgmod: registering variants");
+	previous = lock_current_version(job->image_id);
 	initStringInfo(&json);
 	appendStringInfoChar(&json, '[');
 	for (int i = 0; i < job->npresets; i++)
@@ -445,9 +492,14 @@ register_result(claimed_job *job, stored_object *hires, stored_object *master,
 							  "         master_key = coalesce($5, master_key), master_bytes = coalesce($6, master_bytes) "
 							  "   WHERE image_id = $1 AND version = $2 RETURNING 1), "
 							  "img AS ("
-							  "  UPDATE imgmod.images SET status = 'ready', "
+							  "  UPDATE imgmod.images SET "
+							  "         status = CASE WHEN EXISTS (SELECT 1 FROM imgmod.jobs o WHERE o.image_id = $1 "
+							  "                        AND o.kind = 'render' AND o.version > $2 AND o.state IN ('queued', 'running')) "
+							  "                       THEN status ELSE 'ready' END, "
 							  "         current_version = greatest(coalesce(current_version, 0), $2), "
-							  "         ready_at = now(), updated_at = now(), last_error = NULL "
+							  "         ready_at = CASE WHEN coalesce(current_version, 0) < $2 THEN now() ELSE ready_at END, "
+							  "         updated_at = now(), "
+							  "         last_error = CASE WHEN coalesce(current_version, 0) < $2 THEN NULL ELSE last_error END "
 							  "   WHERE id = $1 RETURNING 1), "
 							  "job AS ("
 							  "  UPDATE imgmod.jobs SET state = 'done', finished_at = now(), claimed_by = NULL "
@@ -488,142 +540,39 @@ register_result(claimed_job *job, stored_object *hires, stored_object *master,
 								  4, etypes, evalues, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "imgmod: could not emit the status events");
 	}
-	commit_tx();
+
+	/*
+	 * One of the two versions is now obsolete: the one that was current
+	 * (normally), or this one when a newer version got ready first.
+	 */
+	if (previous != 0 && previous != job->version)
+		supersede(job, Min(previous, job->version));
+	imgmod_job_commit_tx();
 }
 
-/*
- * Jittered exponential backoff: base * 2^(attempt-1), capped at
- * imgmod.retry_max_delay, scaled by [0.5, 1) so that jobs failed by one
- * outage do not all come back at the same instant.
- */
-static int64
-backoff_ms(int attempt)
+
+void
+imgmod_render_job(const imgmod_job *queued)
 {
-	double		delay = (double) imgmod_retry_base_delay_ms * pow(2.0, Min(Max(attempt - 1, 0), 30));
-
-	delay = Min(delay, (double) imgmod_retry_max_delay_ms);
-	return (int64) (delay * (0.5 + 0.5 * pg_prng_double(&pg_global_prng_state)));
-}
-
-/* Record a failed attempt in a fresh transaction; the job is retried or dead. */
-static void
-record_failure(claimed_job *job, const char *message)
-{
-	Oid			types[5] = {INT8OID, INT4OID, TEXTOID, INT8OID, INT4OID};
-	Datum		values[5];
-	bool		dead = job->attempt >= imgmod_max_attempts;
-
-	begin_tx("imgmod: recording a failure");
-	values[0] = Int64GetDatum(job->job_id);
-	values[1] = Int32GetDatum(imgmod_max_attempts);
-	values[2] = CStringGetTextDatum(message);
-	values[3] = Int64GetDatum(backoff_ms(job->attempt));
-	values[4] = Int32GetDatum(job->version);
-	if (SPI_execute_with_args(
-							  "UPDATE imgmod.jobs SET "
-							  " state = CASE WHEN attempts >= $2 THEN 'dead' ELSE 'queued' END, "
-							  " next_attempt_at = now() + make_interval(secs => $4 / 1000.0), "
-							  " finished_at = CASE WHEN attempts >= $2 THEN now() END, "
-							  " claimed_by = NULL, last_error = $3 "
-							  "WHERE id = $1",
-							  4, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "imgmod: could not record the job failure");
-
-	values[0] = Int64GetDatum(job->image_id);
-	values[1] = Int32GetDatum(job->attempt);
-	values[3] = CStringGetTextDatum(dead ? "dead" : "failed");
-	{
-		Oid			ftypes[5] = {INT8OID, INT4OID, TEXTOID, TEXTOID, INT4OID};
-
-		if (SPI_execute_with_args(
-								  "WITH img AS (UPDATE imgmod.images SET status = $4, last_error = $3, updated_at = now() "
-								  "             WHERE id = $1 AND status <> 'ready' RETURNING 1) "
-								  "SELECT imgmod._emit($1, $5, $4, 'render', $2, $3)",
-								  5, ftypes, values, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "imgmod: could not emit the failure event");
-	}
-	commit_tx();
-	ereport(dead ? WARNING : LOG,
-			(errmsg("imgmod: image %lld version %d attempt %d failed%s: %s",
-					(long long) job->image_id, job->version, job->attempt,
-					dead ? "; no attempts left, the job is dead" : "; it will be retried",
-					message)));
-}
-
-bool
-imgmod_run_one_job(void)
-{
-	MemoryContext job_context = CurrentMemoryContext;
 	claimed_job job;
 	stored_object hires;
 	stored_object master;
 	stored_object *variants;
-	volatile bool failed = false;
-	char	   *volatile message = NULL;
 
 	memset(&job, 0, sizeof(job));
 	memset(&hires, 0, sizeof(hires));
 	memset(&master, 0, sizeof(master));
-	if (!claim_job(&job, job_context))
-		return false;
+	job.job_id = queued->job_id;
+	job.image_id = queued->image_id;
+	job.version = queued->version;
+	job.attempt = queued->attempt;
+	job.job_context = CurrentMemoryContext;
+
+	if (!prepare_render(&job, job.job_context))
+		return;
 	variants = palloc0(sizeof(stored_object) * (job.npresets + 1));
-
-	PG_TRY();
-	{
-		load_source(&job);
-		render_and_store(&job, &hires, &master, variants);
-		register_result(&job, &hires, &master, variants);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(job_context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		message = pstrdup(edata->message);
-		FreeErrorData(edata);
-		failed = true;
-	}
-	PG_END_TRY();
-
-	if (failed)
-		record_failure(&job, message);
-	return true;
-}
-
-bool
-imgmod_reclaim_orphaned_jobs(void)
-{
-	Oid			types[1] = {INT4OID};
-	Datum		values[1];
-	uint64		n;
-
-	begin_tx("imgmod: reclaiming orphaned jobs");
-	values[0] = Int32GetDatum(imgmod_max_attempts);
-	/* An attempt that killed its worker counts: a poison image ends dead. */
-	if (SPI_execute_with_args(
-							  "WITH orphan AS ("
-							  " UPDATE imgmod.jobs j SET "
-							  "  state = CASE WHEN j.attempts >= $1 THEN 'dead' ELSE 'queued' END, "
-							  "  finished_at = CASE WHEN j.attempts >= $1 THEN now() END, "
-							  "  next_attempt_at = now(), "
-							  "  last_error = 'worker ' || j.claimed_by || ' exited during attempt ' || j.attempts, "
-							  "  claimed_by = NULL "
-							  " WHERE j.state = 'running' AND NOT EXISTS ("
-							  "  SELECT 1 FROM pg_stat_activity a WHERE a.pid = j.claimed_by AND a.backend_type = 'imgmod worker') "
-							  " RETURNING j.image_id, j.version, j.state, j.attempts, j.last_error), "
-							  "img AS (UPDATE imgmod.images i SET status = CASE WHEN o.state = 'dead' THEN 'dead' ELSE 'received' END, "
-							  "        last_error = o.last_error, updated_at = now() "
-							  "   FROM orphan o WHERE i.id = o.image_id AND i.status <> 'ready' RETURNING 1) "
-							  "SELECT imgmod._emit(o.image_id, o.version, CASE WHEN o.state = 'dead' THEN 'dead' ELSE 'retried' END, "
-							  "                    'render', o.attempts, o.last_error) FROM orphan o",
-							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "imgmod: could not reclaim orphaned jobs");
-	n = SPI_processed;
-	commit_tx();
-	if (n > 0)
-		elog(LOG, "imgmod: re-queued %llu job(s) whose worker exited mid-job", (unsigned long long) n);
-	return n > 0;
+	load_source(&job);
+	render_and_store(&job, &hires, &master, variants);
+	register_result(&job, &hires, &master, variants);
+	drop_superseded_cache(&job);
 }

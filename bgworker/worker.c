@@ -22,7 +22,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "render_job.h"
+#include "jobs.h"
 
 PGDLLEXPORT void imgmod_worker_main(Datum main_arg);
 

@@ -66,10 +66,10 @@ CREATE TABLE imgmod.images (
     last_error       text
 );
 CREATE INDEX images_sha256_idx ON imgmod.images (sha256);
-COMMENT ON TABLE imgmod.images IS 'One row per uploaded image. status: received (queued), processing, ready, failed (a retry is scheduled) or dead (retries exhausted; see last_error and imgmod.retry()).';
+COMMENT ON TABLE imgmod.images IS 'One row per uploaded image. status: received (queued), processing, ready, failed (a retry is scheduled) or dead (retries exhausted; see last_error and imgmod.retry()). After imgmod.replace() the status follows the new version while current_version keeps serving the old one; the source_*, sha256, width and height columns describe the newest bytes.';
 COMMENT ON COLUMN imgmod.images.id IS 'Image id returned by imgmod.upload().';
 COMMENT ON COLUMN imgmod.images.status IS 'received, processing, ready, failed (will retry) or dead (gave up).';
-COMMENT ON COLUMN imgmod.images.current_version IS 'The version served by imgmod.fetch() without a version; NULL until the first version is ready.';
+COMMENT ON COLUMN imgmod.images.current_version IS 'The version served by imgmod.fetch() without a version; NULL until the first version is ready. It moves to a newer version only when that version is ready.';
 COMMENT ON COLUMN imgmod.images.original_name IS 'File name the caller claimed; kept only to detect mismatches.';
 COMMENT ON COLUMN imgmod.images.claimed_type IS 'Content type the caller claimed; kept only to detect mismatches.';
 COMMENT ON COLUMN imgmod.images.detected_format IS 'Format decided by the magic number: jpeg, png, gif, webp, heif, avif, tiff or bmp.';
@@ -88,7 +88,8 @@ COMMENT ON COLUMN imgmod.images.last_error IS 'The most recent render error, if 
 CREATE TABLE imgmod.image_versions (
     image_id        bigint NOT NULL REFERENCES imgmod.images (id) ON DELETE CASCADE,
     version         integer NOT NULL CHECK (version >= 1),
-    status          text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'ready', 'failed')),
+    status          text NOT NULL DEFAULT 'pending'
+                    CHECK (status IN ('pending', 'ready', 'failed', 'superseded', 'purged')),
     width           integer NOT NULL,
     height          integer NOT NULL,
     master_method   text NOT NULL CHECK (master_method IN ('lossless', 'reencoded')),
@@ -101,13 +102,15 @@ CREATE TABLE imgmod.image_versions (
     origin          text NOT NULL DEFAULT 'upload',
     created_at      timestamptz NOT NULL DEFAULT now(),
     stored_at       timestamptz,
+    superseded_at   timestamptz,
+    purged_at       timestamptz,
     PRIMARY KEY (image_id, version)
 );
 ALTER TABLE imgmod.image_versions ALTER COLUMN staged SET STORAGE EXTERNAL;
-COMMENT ON TABLE imgmod.image_versions IS 'One row per version of an image. The normalised full-resolution JPEG is staged here by upload() until a worker has stored it; then staged is cleared.';
+COMMENT ON TABLE imgmod.image_versions IS 'One row per version of an image (upload() makes version 1, replace() the next ones). The normalised full-resolution JPEG is staged here until a worker has stored it; then staged is cleared. Rows of purged versions stay as history.';
 COMMENT ON COLUMN imgmod.image_versions.image_id IS 'The image.';
 COMMENT ON COLUMN imgmod.image_versions.version IS 'Version number, 1 for the upload.';
-COMMENT ON COLUMN imgmod.image_versions.status IS 'pending until every object is stored and every variant row written; then ready.';
+COMMENT ON COLUMN imgmod.image_versions.status IS 'pending until every object is stored and every variant row written; then ready; superseded once a newer version is current (its objects stay for imgmod.superseded_retention); purged when its objects, cache keys and variant rows are gone.';
 COMMENT ON COLUMN imgmod.image_versions.width IS 'Upright width of this version.';
 COMMENT ON COLUMN imgmod.image_versions.height IS 'Upright height of this version.';
 COMMENT ON COLUMN imgmod.image_versions.master_method IS 'lossless: JPEG coefficients kept, metadata dropped; reencoded: decoded, normalised and encoded again.';
@@ -117,9 +120,11 @@ COMMENT ON COLUMN imgmod.image_versions.hires_key IS 'Object key of the full-res
 COMMENT ON COLUMN imgmod.image_versions.hires_bytes IS 'Size of the full-resolution master.';
 COMMENT ON COLUMN imgmod.image_versions.master_key IS 'Object key of the compressed master (serving and later derivation) in the main store.';
 COMMENT ON COLUMN imgmod.image_versions.master_bytes IS 'Size of the compressed master.';
-COMMENT ON COLUMN imgmod.image_versions.origin IS 'What produced this version: upload.';
+COMMENT ON COLUMN imgmod.image_versions.origin IS 'What produced this version: upload (imgmod.upload) or replace (imgmod.replace).';
 COMMENT ON COLUMN imgmod.image_versions.created_at IS 'When the version was registered.';
 COMMENT ON COLUMN imgmod.image_versions.stored_at IS 'When its objects were stored.';
+COMMENT ON COLUMN imgmod.image_versions.superseded_at IS 'When a newer version became current; its purge is due imgmod.superseded_retention later.';
+COMMENT ON COLUMN imgmod.image_versions.purged_at IS 'When its objects were deleted from both stores and its variant rows and Redis keys removed.';
 
 CREATE TABLE imgmod.variants (
     image_id    bigint NOT NULL,
@@ -151,7 +156,7 @@ CREATE TABLE imgmod.jobs (
     id               bigserial PRIMARY KEY,
     image_id         bigint NOT NULL,
     version          integer NOT NULL,
-    kind             text NOT NULL DEFAULT 'render' CHECK (kind IN ('render')),
+    kind             text NOT NULL DEFAULT 'render' CHECK (kind IN ('render', 'purge')),
     state            text NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'running', 'done', 'dead')),
     attempts         integer NOT NULL DEFAULT 0,
     next_attempt_at  timestamptz NOT NULL DEFAULT now(),
@@ -166,9 +171,9 @@ CREATE INDEX jobs_runnable_idx ON imgmod.jobs (next_attempt_at, id) WHERE state 
 CREATE INDEX jobs_image_idx ON imgmod.jobs (image_id);
 COMMENT ON TABLE imgmod.jobs IS 'Work queue of the background workers. A job is claimed with FOR UPDATE SKIP LOCKED; a failed attempt is retried with jittered exponential backoff (imgmod.retry_base_delay) until imgmod.max_attempts, then it is dead.';
 COMMENT ON COLUMN imgmod.jobs.id IS 'Job id.';
-COMMENT ON COLUMN imgmod.jobs.image_id IS 'The image to render.';
-COMMENT ON COLUMN imgmod.jobs.version IS 'The version to render.';
-COMMENT ON COLUMN imgmod.jobs.kind IS 'render: store the masters and render every preset.';
+COMMENT ON COLUMN imgmod.jobs.image_id IS 'The image concerned.';
+COMMENT ON COLUMN imgmod.jobs.version IS 'The version to render or purge.';
+COMMENT ON COLUMN imgmod.jobs.kind IS 'render: store the masters and render every preset; purge: delete a superseded version''s objects from both stores, its Redis keys and its variant rows.';
 COMMENT ON COLUMN imgmod.jobs.state IS 'queued (waiting for next_attempt_at), running, done or dead.';
 COMMENT ON COLUMN imgmod.jobs.attempts IS 'Attempts started so far.';
 COMMENT ON COLUMN imgmod.jobs.next_attempt_at IS 'Earliest time a worker may take the job.';
@@ -198,8 +203,8 @@ COMMENT ON TABLE imgmod.events IS 'Transactional outbox of status changes. Each 
 COMMENT ON COLUMN imgmod.events.id IS 'Event id; consumers de-duplicate on it.';
 COMMENT ON COLUMN imgmod.events.image_id IS 'The image.';
 COMMENT ON COLUMN imgmod.events.version IS 'The image version concerned.';
-COMMENT ON COLUMN imgmod.events.status IS 'received, ready, failed, retried or dead.';
-COMMENT ON COLUMN imgmod.events.stage IS 'Pipeline stage: upload, render, store.';
+COMMENT ON COLUMN imgmod.events.status IS 'received, stored, rendered, ready, failed, retried, dead, superseded or purged.';
+COMMENT ON COLUMN imgmod.events.stage IS 'Pipeline stage: upload, render, store or purge.';
 COMMENT ON COLUMN imgmod.events.attempt IS 'Attempt number of the job, when one is concerned.';
 COMMENT ON COLUMN imgmod.events.error IS 'Error message for failed and dead.';
 COMMENT ON COLUMN imgmod.events.payload IS 'The JSON document sent to subscribers.';
@@ -208,7 +213,7 @@ COMMENT ON COLUMN imgmod.events.published_at IS 'When an external publisher ackn
 
 CREATE FUNCTION imgmod._emit(p_image bigint, p_version integer, p_status text,
                              p_stage text, p_attempt integer, p_error text,
-                             p_variants jsonb DEFAULT NULL)
+                             p_variants jsonb DEFAULT NULL, p_detail jsonb DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql AS
 $$
@@ -220,7 +225,8 @@ BEGIN
         'event_id', v_id, 'image_id', p_image, 'version', p_version,
         'status', p_status, 'stage', p_stage, 'attempt', p_attempt,
         'error', p_error, 'variants', p_variants,
-        'at', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')));
+        'at', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')))
+        || coalesce(p_detail, '{}');
     INSERT INTO imgmod.events (id, image_id, version, status, stage, attempt, error, payload)
     VALUES (v_id, p_image, p_version, p_status, p_stage, p_attempt, p_error, v_payload);
     -- Delivered only if the surrounding transaction commits.
@@ -228,8 +234,31 @@ BEGIN
     RETURN v_id;
 END
 $$;
-COMMENT ON FUNCTION imgmod._emit(bigint, integer, text, text, integer, text, jsonb) IS
-  'Internal: records a status event in the outbox and queues its NOTIFY imgmod_status, both in the caller''s transaction.';
+COMMENT ON FUNCTION imgmod._emit(bigint, integer, text, text, integer, text, jsonb, jsonb) IS
+  'Internal: records a status event in the outbox and queues its NOTIFY imgmod_status, both in the caller''s transaction. p_detail adds fields to the payload (purge_at, deleted).';
+
+CREATE FUNCTION imgmod._supersede(p_image bigint, p_version integer, p_retention interval)
+RETURNS boolean
+LANGUAGE plpgsql AS
+$$
+BEGIN
+    UPDATE imgmod.image_versions v SET status = 'superseded', superseded_at = now()
+     WHERE v.image_id = p_image AND v.version = p_version AND v.status IN ('pending', 'ready', 'failed');
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    -- Pages and CDN edges may still hold the old version's immutable URLs
+    -- for a while: its objects go only after the retention.
+    INSERT INTO imgmod.jobs (image_id, version, kind, next_attempt_at)
+    VALUES (p_image, p_version, 'purge', now() + p_retention);
+    PERFORM imgmod._emit(p_image, p_version, 'superseded', 'purge', NULL, NULL, NULL,
+                         jsonb_build_object('purge_at', to_char((now() + p_retention) AT TIME ZONE 'UTC',
+                                                                'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')));
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION imgmod._supersede(bigint, integer, interval) IS
+  'Internal: marks a version superseded and schedules the purge of its objects after the retention; emits the superseded event. Returns false when the version was already superseded or purged.';
 
 -- ---------------------------------------------------------------- rejections
 
@@ -278,6 +307,13 @@ AS 'MODULE_PATHNAME', 'imgmod_upload'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION imgmod.upload(bytea, text, text) IS
   'Validates (magic number, limits, full decode), normalises (orientation, sRGB, no metadata, JPEG) and registers an image in the caller''s transaction; returns its id. Raises a 22I.. SQLSTATE naming the reason on bad input, which is also recorded in imgmod.rejections. Workers render the presets after COMMIT.';
+
+CREATE FUNCTION imgmod.replace(image_id bigint, data bytea, filename text DEFAULT NULL, content_type text DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'imgmod_replace'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION imgmod.replace(bigint, bytea, text, text) IS
+  'Registers new bytes as the next version of an existing image, with the same checks and normalisation as upload(), in the caller''s transaction; returns the new version number. The current version keeps being served until the new one is ready; then the old one is superseded and its objects, Redis keys and variant rows are purged after imgmod.superseded_retention.';
 
 CREATE FUNCTION imgmod.inspect(data bytea)
 RETURNS jsonb
@@ -400,6 +436,8 @@ SELECT j.id AS job_id, j.image_id, j.version, j.kind, j.state, j.attempts,
            THEN 'its worker is gone; the job will be reclaimed'
          WHEN j.state = 'running' THEN 'running for ' || (now() - j.claimed_at)
          WHEN j.attempts > 0 THEN 'retrying at ' || j.next_attempt_at || ' after: ' || coalesce(j.last_error, '?')
+         WHEN j.kind = 'purge' AND j.next_attempt_at > now()
+           THEN 'purge due at ' || j.next_attempt_at || ': superseded versions are kept for imgmod.superseded_retention'
          WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.backend_type = 'imgmod worker')
            THEN 'no imgmod worker is running: is imgmod in shared_preload_libraries and imgmod.database this database?'
          ELSE 'waiting for a worker'
@@ -425,14 +463,14 @@ COMMENT ON FUNCTION imgmod.store_counters() IS
 
 CREATE VIEW imgmod.stats AS
 SELECT store, backend, verb, requests, failures, retries FROM imgmod.store_counters();
-COMMENT ON VIEW imgmod.stats IS 'Object-store requests by store and verb since server start: rendering issues PUTs only (one per object); GETs come from imgmod.fetch() and re-renders of purged versions.';
+COMMENT ON VIEW imgmod.stats IS 'Object-store requests by store and verb since server start: rendering issues PUTs only (one per object); GETs come from imgmod.fetch() and re-renders after staging was cleared; DELETEs from purges of superseded versions (one per object).';
 
 CREATE FUNCTION imgmod.cache_counters(OUT counter text, OUT total bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'imgmod_cache_counters'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION imgmod.cache_counters() IS
-  'Redis operations since server start: keys written, hits, misses, and writes/reads skipped because Redis was down or slow.';
+  'Redis operations since server start: keys written, hits, misses, keys of superseded versions deleted, and writes/reads/deletes skipped because Redis was down or slow.';
 
 CREATE VIEW imgmod.cache_stats AS
 SELECT counter, total FROM imgmod.cache_counters();

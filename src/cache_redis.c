@@ -271,3 +271,64 @@ imgmod_cache_get(const char *key, size_t *len)
 	freeReplyObject(reply);
 	return copy;
 }
+
+int
+imgmod_cache_delete_many(int n, const char *const *keys)
+{
+	redisContext *c;
+	redisReply *reply;
+	const char **argv;
+	size_t	   *argl;
+	int			deleted = 0;
+
+	if (!imgmod_cache_enabled() || n <= 0)
+		return 0;
+	c = get_connection();
+	if (c == NULL)
+	{
+		imgmod_count_cache(IMGMOD_CACHE_SKIPPED_DELETE, n);
+		return 0;
+	}
+	argv = palloc(sizeof(char *) * (n + 1));
+	argl = palloc(sizeof(size_t) * (n + 1));
+	argv[0] = "DEL";
+	argl[0] = 3;
+	for (int i = 0; i < n; i++)
+	{
+		argv[i + 1] = keys[i];
+		argl[i + 1] = strlen(keys[i]);
+	}
+	reply = redisCommandArgv(c, n + 1, argv, argl);
+	pfree(argv);
+	pfree(argl);
+	if (reply == NULL)
+	{
+		schedule_reconnect();
+		imgmod_count_cache(IMGMOD_CACHE_SKIPPED_DELETE, n);
+		return 0;
+	}
+	if (reply->type == REDIS_REPLY_INTEGER)
+		deleted = (int) reply->integer;
+	freeReplyObject(reply);
+	imgmod_count_cache(IMGMOD_CACHE_DELETE, deleted);
+	return deleted;
+}
+
+int
+imgmod_cache_drop_version(int64 image_id, int version, int npresets, char *const *presets)
+{
+	const char **keys;
+	int			n = 0;
+
+	if (!imgmod_cache_enabled())
+		return 0;
+	keys = palloc(sizeof(char *) * (npresets + 1));
+	keys[n] = palloc(256);
+	imgmod_cache_key((char *) keys[n++], 256, image_id, version, "source");
+	for (int i = 0; i < npresets; i++)
+	{
+		keys[n] = palloc(256);
+		imgmod_cache_key((char *) keys[n++], 256, image_id, version, presets[i]);
+	}
+	return imgmod_cache_delete_many(n, keys);
+}

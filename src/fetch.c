@@ -15,7 +15,9 @@ Datum
 imgmod_fetch(PG_FUNCTION_ARGS)
 {
 	static const char *lookup =
-		"SELECT i.current_version, i.status, v.version, v.object_key "
+		"SELECT i.current_version, i.status, v.version, v.object_key, "
+		"       (SELECT iv.status FROM imgmod.image_versions iv "
+		"         WHERE iv.image_id = i.id AND iv.version = coalesce($3, i.current_version)) "
 		"FROM imgmod.images i "
 		"LEFT JOIN imgmod.variants v ON v.image_id = i.id AND v.preset = $2 "
 		" AND v.version = coalesce($3, i.current_version) "
@@ -28,6 +30,7 @@ imgmod_fetch(PG_FUNCTION_ARGS)
 	bool		isnull;
 	char	   *key;
 	char	   *status;
+	char	   *version_status;
 	bytea	   *result;
 	bytea	   *copy;
 	char		errbuf[1024];
@@ -51,6 +54,13 @@ imgmod_fetch(PG_FUNCTION_ARGS)
 				 errmsg("imgmod: image %lld does not exist", (long long) image_id)));
 	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 	key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+	version_status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
+	if (key == NULL && version_status != NULL && strcmp(version_status, "purged") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("imgmod: version %d of image %lld was superseded and its objects deleted",
+						PG_GETARG_INT32(2), (long long) image_id),
+				 errhint("Fetch the current version: imgmod.fetch(%lld, '%s').", (long long) image_id, preset)));
 	if (key == NULL)
 	{
 		(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);

@@ -51,6 +51,7 @@ extern char *imgmod_kafka_brokers;
 extern char *imgmod_kafka_status_topic;
 extern char *imgmod_kafka_retry_topic;
 extern int	imgmod_outbox_retention_s;
+extern int	imgmod_superseded_retention_s;
 
 typedef enum imgmod_mismatch
 {
@@ -133,6 +134,7 @@ typedef enum imgmod_verb
 {
 	IMGMOD_VERB_PUT = 0,
 	IMGMOD_VERB_GET,
+	IMGMOD_VERB_DELETE,
 	IMGMOD_VERB_COUNT
 } imgmod_verb;
 
@@ -159,11 +161,17 @@ bool		imgmod_store_put(imgmod_store store, const char *key, const uint8_t *data,
 							 char *errbuf, size_t errsize);
 /* Read an object; palloc'd bytea, or NULL with errbuf filled. */
 bytea	   *imgmod_store_get(imgmod_store store, const char *key, char *errbuf, size_t errsize);
+/*
+ * Remove an object.  An object that is already gone counts as removed, so
+ * a purge that is interrupted and run again succeeds.
+ */
+bool		imgmod_store_delete(imgmod_store store, const char *key, char *errbuf, size_t errsize);
 
 /* Backends (storage_local.c, storage_s3.c); same contracts as above. */
 bool		imgmod_local_put(imgmod_store store, const char *key, const uint8_t *data,
 							 size_t len, char *errbuf, size_t errsize);
 bytea	   *imgmod_local_get(imgmod_store store, const char *key, char *errbuf, size_t errsize);
+bool		imgmod_local_delete(imgmod_store store, const char *key, char *errbuf, size_t errsize);
 
 typedef struct imgmod_s3_target
 {
@@ -183,6 +191,8 @@ bool		imgmod_s3_put(const imgmod_s3_target *t, imgmod_store store, const char *k
 						  const char *cache_control, char *errbuf, size_t errsize);
 bytea	   *imgmod_s3_get(const imgmod_s3_target *t, imgmod_store store, const char *key,
 						  char *errbuf, size_t errsize);
+bool		imgmod_s3_delete(const imgmod_s3_target *t, imgmod_store store, const char *key,
+							 char *errbuf, size_t errsize);
 
 /* Request accounting (shared_state.c), read by imgmod.stats. */
 void		imgmod_count_request(imgmod_store store, imgmod_verb verb, bool ok, int retries);
@@ -196,6 +206,8 @@ typedef enum imgmod_cache_counter
 	IMGMOD_CACHE_MISS,
 	IMGMOD_CACHE_SKIPPED_WRITE, /* Redis down or slow: write skipped */
 	IMGMOD_CACHE_SKIPPED_READ,	/* Redis down or slow: read skipped */
+	IMGMOD_CACHE_DELETE,		/* keys of superseded versions removed */
+	IMGMOD_CACHE_SKIPPED_DELETE,	/* Redis down or slow: removal skipped (the TTL ends them) */
 	IMGMOD_CACHE_COUNTER_COUNT
 } imgmod_cache_counter;
 
@@ -206,6 +218,11 @@ void		imgmod_cache_key(char *buf, size_t size, int64 image_id, int version, cons
 int			imgmod_cache_put_many(int n, const char *const *keys, const uint8_t *const *values,
 								  const size_t *lens);
 uint8_t    *imgmod_cache_get(const char *key, size_t *len);
+/* DEL the keys in one round trip; returns how many existed.  Never errors. */
+int			imgmod_cache_delete_many(int n, const char *const *keys);
+/* Drop every key of one image version: its source and the named presets. */
+int			imgmod_cache_drop_version(int64 image_id, int version, int npresets,
+									  char *const *presets);
 void		imgmod_count_cache(imgmod_cache_counter counter, int n);
 
 #endif							/* IMGMOD_H */

@@ -52,6 +52,7 @@ char	   *imgmod_kafka_brokers = NULL;
 char	   *imgmod_kafka_status_topic = NULL;
 char	   *imgmod_kafka_retry_topic = NULL;
 int			imgmod_outbox_retention_s = 86400;
+int			imgmod_superseded_retention_s = 86400;
 
 static const struct config_enum_entry mismatch_options[] = {
 	{"warn", IMGMOD_MISMATCH_WARN, false},
@@ -271,6 +272,12 @@ imgmod_define_settings(void)
 	DefineCustomIntVariable("imgmod.outbox_retention",
 							"How long status events stay in imgmod.events after publication (or at all, without Kafka).",
 							NULL, &imgmod_outbox_retention_s, 86400, 1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("imgmod.superseded_retention",
+							"How long a superseded version's objects stay in the stores before they are deleted.",
+							"Pages and CDN edges may still link to the old version's immutable URLs for a while; 0 deletes at once.",
+							&imgmod_superseded_retention_s, 86400, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("imgmod");

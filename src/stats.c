@@ -49,6 +49,8 @@ imgmod_cache_counters(PG_FUNCTION_ARGS)
 		[IMGMOD_CACHE_MISS] = "miss",
 		[IMGMOD_CACHE_SKIPPED_WRITE] = "skipped_write",
 		[IMGMOD_CACHE_SKIPPED_READ] = "skipped_read",
+		[IMGMOD_CACHE_DELETE] = "deleted",
+		[IMGMOD_CACHE_SKIPPED_DELETE] = "skipped_delete",
 	};
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 

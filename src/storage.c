@@ -53,6 +53,8 @@ imgmod_verb_name(imgmod_verb verb)
 			return "PUT";
 		case IMGMOD_VERB_GET:
 			return "GET";
+		case IMGMOD_VERB_DELETE:
+			return "DELETE";
 		default:
 			return "?";
 	}
@@ -107,4 +109,17 @@ imgmod_store_get(imgmod_store store, const char *key, char *errbuf, size_t errsi
 	b = imgmod_local_get(store, key, errbuf, errsize);
 	imgmod_count_request(store, IMGMOD_VERB_GET, b != NULL, 0);
 	return b;
+}
+
+bool
+imgmod_store_delete(imgmod_store store, const char *key, char *errbuf, size_t errsize)
+{
+	imgmod_s3_target t;
+	bool		ok;
+
+	if (imgmod_s3_target_for(store, &t))
+		return imgmod_s3_delete(&t, store, key, errbuf, errsize);
+	ok = imgmod_local_delete(store, key, errbuf, errsize);
+	imgmod_count_request(store, IMGMOD_VERB_DELETE, ok, 0);
+	return ok;
 }

@@ -178,3 +178,41 @@ imgmod_local_get(imgmod_store store, const char *key, char *errbuf, size_t errsi
 	SET_VARSIZE(result, VARHDRSZ + st.st_size);
 	return result;
 }
+
+/*
+ * unlink, then fsync the directory so the removal survives a crash, then
+ * remove the now-empty version directory (best effort: another object of
+ * the version may still be there).
+ */
+bool
+imgmod_local_delete(imgmod_store store, const char *key, char *errbuf, size_t errsize)
+{
+	char		path[MAXPGPATH];
+	char	   *slash;
+
+	if (!imgmod_key_is_safe(key))
+	{
+		snprintf(errbuf, errsize, "refusing unsafe object key \"%s\"", key);
+		return false;
+	}
+	store_path(store, key, path, sizeof(path));
+	if (unlink(path) != 0)
+	{
+		if (errno == ENOENT)
+			return true;
+		snprintf(errbuf, errsize, "could not remove object \"%s\": %m", key);
+		return false;
+	}
+	if (!fsync_dir_of(path))
+	{
+		snprintf(errbuf, errsize, "could not fsync the directory of \"%s\": %m", path);
+		return false;
+	}
+	slash = strrchr(path, '/');
+	if (slash != NULL)
+	{
+		*slash = '\0';
+		(void) rmdir(path);
+	}
+	return true;
+}

@@ -166,6 +166,8 @@ perform_once(const imgmod_s3_target *t, const char *method, const char *key,
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *) body);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) len);
 	}
+	else if (strcmp(method, "DELETE") == 0)
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
 
 	r->curl_code = curl_easy_perform(c);
 	if (r->curl_code == CURLE_OK)
@@ -266,6 +268,9 @@ s3_request(const imgmod_s3_target *t, imgmod_store store, imgmod_verb verb, cons
 		perform_once(t, method, key, body, len, payload_sha256, content_type, cache_control,
 					 body_limit, r);
 		ok = r->curl_code == CURLE_OK && r->status >= 200 && r->status < 300;
+		/* Deleting what is already gone is done (S3 answers 204; some servers 404). */
+		if (verb == IMGMOD_VERB_DELETE && r->curl_code == CURLE_OK && r->status == 404)
+			ok = true;
 		if (ok || !retryable(r) || attempt > imgmod_s3_retries)
 			break;
 		free(r->body.data);
@@ -321,4 +326,17 @@ imgmod_s3_get(const imgmod_s3_target *t, imgmod_store store, const char *key,
 		memcpy(VARDATA(result), r.body.data, r.body.len);
 	free(r.body.data);
 	return result;
+}
+
+bool
+imgmod_s3_delete(const imgmod_s3_target *t, imgmod_store store, const char *key,
+				 char *errbuf, size_t errsize)
+{
+	s3_result	r;
+	bool		ok;
+
+	ok = s3_request(t, store, IMGMOD_VERB_DELETE, key, NULL, 0, NULL, NULL,
+					S3_ERROR_BODY_MAX, &r, errbuf, errsize);
+	free(r.body.data);
+	return ok;
 }

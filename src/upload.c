@@ -1,6 +1,6 @@
 /*
- * upload.c — imgmod.upload(): validate, normalise and register an image in
- * the caller's transaction.
+ * upload.c — imgmod.upload() and imgmod.replace(): validate, normalise and
+ * register an image, or a new version of one, in the caller's transaction.
  *
  * Nothing here touches the network or the object store: the normalised
  * master is staged in imgmod.image_versions, a render job and a status
@@ -133,77 +133,88 @@ register_image(const upload_claim *claim, const img_normalised *norm, bool misma
 	return id;
 }
 
-PG_FUNCTION_INFO_V1(imgmod_upload);
-Datum
-imgmod_upload(PG_FUNCTION_ARGS)
+/*
+ * The checks and the normalisation shared by upload() and replace(): the
+ * bytes are argument data_arg, the claimed name and type the two after it.
+ * Raises (and audits) on bad input; on success fills *norm.
+ */
+typedef struct accepted_upload
 {
 	upload_claim claim;
+	img_normalised norm;
+	bool		mismatch;
+	int64		bytes;
+	char		sha256[65];
+} accepted_upload;
+
+static void
+accept_upload(FunctionCallInfo fcinfo, int data_arg, const char *function_name,
+			  accepted_upload *up)
+{
+	upload_claim *claim = &up->claim;
 	img_limits	limits;
 	img_normalise_options options;
-	img_normalised norm;
 	img_error	err;
 	img_status	st;
 	img_format	detected;
 	bytea	   *data;
 	const uint8_t *bytes;
 	int64		len;
-	char		sha256[65];
-	bool		mismatch = false;
-	int64		id;
 
-	if (PG_ARGISNULL(0))
+	if (PG_ARGISNULL(data_arg))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("imgmod.upload: data must not be NULL")));
+				 errmsg("%s: data must not be NULL", function_name)));
 
-	memset(&claim, 0, sizeof(claim));
-	claim.filename = optional_text_arg(fcinfo, 1);
-	claim.content_type = optional_text_arg(fcinfo, 2);
-	claim.claimed_by_name = img_format_from_name(claim.filename);
-	claim.claimed_by_type = img_format_from_mime(claim.content_type);
+	memset(up, 0, sizeof(*up));
+	claim->filename = optional_text_arg(fcinfo, data_arg + 1);
+	claim->content_type = optional_text_arg(fcinfo, data_arg + 2);
+	claim->claimed_by_name = img_format_from_name(claim->filename);
+	claim->claimed_by_type = img_format_from_mime(claim->content_type);
 	imgmod_current_limits(&limits);
 
 	/* Refuse an oversized value before detoasting it. */
-	len = (int64) toast_raw_datum_size(PG_GETARG_DATUM(0)) - VARHDRSZ;
+	len = (int64) toast_raw_datum_size(PG_GETARG_DATUM(data_arg)) - VARHDRSZ;
 	if (len > (int64) limits.max_bytes)
 	{
 		char		msg[IMG_ERROR_MESSAGE_MAX];
 		/* The first bytes are enough to name the format for the audit. */
-		bytea	   *head = PG_GETARG_BYTEA_P_SLICE(0, 0, 64);
+		bytea	   *head = PG_GETARG_BYTEA_P_SLICE(data_arg, 0, 64);
 		img_format	head_format = img_sniff((const uint8_t *) VARDATA(head), VARSIZE(head) - VARHDRSZ);
 
 		snprintf(msg, sizeof(msg), "the data is %lld bytes, over the limit of %zu bytes (imgmod.max_bytes)",
 				 (long long) len, limits.max_bytes);
-		reject(IMG_ERR_TOO_MANY_BYTES, msg, &claim, head_format, len, NULL);
+		reject(IMG_ERR_TOO_MANY_BYTES, msg, claim, head_format, len, NULL);
 	}
-	data = PG_GETARG_BYTEA_PP(0);
+	data = PG_GETARG_BYTEA_PP(data_arg);
 	bytes = (const uint8_t *) VARDATA_ANY(data);
 	len = VARSIZE_ANY_EXHDR(data);
-	imgmod_sha256_hex(bytes, (size_t) len, sha256);
+	up->bytes = len;
+	imgmod_sha256_hex(bytes, (size_t) len, up->sha256);
 	detected = img_sniff(bytes, (size_t) len);
 
 	/* Magic numbers decide; the claim is only compared with them. */
 	if (img_format_is_accepted(detected) &&
-		(!claim_agrees(claim.claimed_by_name, detected) || !claim_agrees(claim.claimed_by_type, detected)))
+		(!claim_agrees(claim->claimed_by_name, detected) || !claim_agrees(claim->claimed_by_type, detected)))
 	{
 		char		msg[IMG_ERROR_MESSAGE_MAX];
-		img_format	claimed = !claim_agrees(claim.claimed_by_type, detected) ?
-			claim.claimed_by_type : claim.claimed_by_name;
+		img_format	claimed = !claim_agrees(claim->claimed_by_type, detected) ?
+			claim->claimed_by_type : claim->claimed_by_name;
 
 		snprintf(msg, sizeof(msg), "the bytes are %s but the upload claims %s",
 				 img_format_name(detected), img_format_name(claimed));
 		if (imgmod_mismatch_policy == IMGMOD_MISMATCH_REJECT)
-			reject(IMG_ERR_TYPE_MISMATCH, msg, &claim, detected, len, sha256);
+			reject(IMG_ERR_TYPE_MISMATCH, msg, claim, detected, len, up->sha256);
 		else
 		{
 			imgmod_audit_input audit = {
 				.rejected = false, .status = IMG_ERR_TYPE_MISMATCH, .message = msg,
-				.claimed_name = claim.filename, .claimed_type = claim.content_type,
-				.detected = detected, .bytes = len, .sha256_hex = sha256,
+				.claimed_name = claim->filename, .claimed_type = claim->content_type,
+				.detected = detected, .bytes = len, .sha256_hex = up->sha256,
 			};
 
 			imgmod_audit_record(&audit);
-			mismatch = true;
+			up->mismatch = true;
 			ereport(WARNING,
 					(errcode(imgmod_sqlstate_for(IMG_ERR_TYPE_MISMATCH)),
 					 errmsg("imgmod: %s; accepted and recorded as a mismatch", msg),
@@ -214,14 +225,139 @@ imgmod_upload(PG_FUNCTION_ARGS)
 	options.master_quality = imgmod_master_quality;
 	imgmod_background_rgb(options.background);
 	memset(&err, 0, sizeof(err));
-	st = img_normalise(bytes, (size_t) len, &limits, &options, &norm, &err);
+	st = img_normalise(bytes, (size_t) len, &limits, &options, &up->norm, &err);
 	if (st != IMG_OK)
-		reject(st, err.message, &claim, detected, len, sha256);
+		reject(st, err.message, claim, detected, len, up->sha256);
+}
 
-	id = register_image(&claim, &norm, mismatch, len, sha256);
-	img_normalised_free(&norm);
+PG_FUNCTION_INFO_V1(imgmod_upload);
+Datum
+imgmod_upload(PG_FUNCTION_ARGS)
+{
+	accepted_upload up;
+	int64		id;
+
+	accept_upload(fcinfo, 0, "imgmod.upload", &up);
+	id = register_image(&up.claim, &up.norm, up.mismatch, up.bytes, up.sha256);
+	img_normalised_free(&up.norm);
 	imgmod_wake_workers_at_commit();
 	PG_RETURN_INT64(id);
+}
+
+/*
+ * Lock the image row (two replace() calls on one image get consecutive
+ * versions) and return its next version number.
+ */
+static int32
+lock_image_for_new_version(int64 image_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	bool		isnull;
+	int32		next;
+
+	values[0] = Int64GetDatum(image_id);
+	if (SPI_execute_with_args("SELECT 1 FROM imgmod.images WHERE id = $1 FOR UPDATE",
+							  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "imgmod: could not lock image %lld", (long long) image_id);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("imgmod.replace: image %lld does not exist", (long long) image_id),
+				 errhint("Create it with imgmod.upload(), which returns the image id.")));
+	if (SPI_execute_with_args("SELECT coalesce(max(version), 0) + 1 FROM imgmod.image_versions WHERE image_id = $1",
+							  1, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "imgmod: could not number the new version of image %lld", (long long) image_id);
+	next = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return next;
+}
+
+static void
+register_version(int64 image_id, int32 version, const accepted_upload *up)
+{
+	static const char *update_image =
+		"UPDATE imgmod.images SET original_name = $2, claimed_type = $3, detected_format = $4, "
+		"type_mismatch = $5, source_width = $6, source_height = $7, source_bytes = $8, sha256 = $9, "
+		"width = $10, height = $11, status = 'received', last_error = NULL, updated_at = now() "
+		"WHERE id = $1";
+	static const char *insert_version =
+		"WITH v AS (INSERT INTO imgmod.image_versions (image_id, version, width, height, "
+		"master_method, staged, staged_bytes, origin) VALUES ($1, $2, $3, $4, $5, $6, $7, 'replace') "
+		"RETURNING image_id, version), "
+		"j AS (INSERT INTO imgmod.jobs (image_id, version) SELECT image_id, version FROM v RETURNING 1) "
+		"SELECT imgmod._emit($1, $2, 'received', 'upload', NULL, NULL) FROM j";
+	Oid			image_types[11] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, INT4OID, INT4OID,
+	INT8OID, TEXTOID, INT4OID, INT4OID};
+	Datum		image_values[11];
+	char		image_nulls[11];
+	Oid			version_types[7] = {INT8OID, INT4OID, INT4OID, INT4OID, TEXTOID, BYTEAOID, INT4OID};
+	Datum		version_values[7];
+	const img_normalised *norm = &up->norm;
+	bytea	   *staged;
+
+	memset(image_nulls, ' ', sizeof(image_nulls));
+	image_values[0] = Int64GetDatum(image_id);
+	image_values[1] = up->claim.filename ? CStringGetTextDatum(up->claim.filename) : (Datum) 0;
+	image_nulls[1] = up->claim.filename ? ' ' : 'n';
+	image_values[2] = up->claim.content_type ? CStringGetTextDatum(up->claim.content_type) : (Datum) 0;
+	image_nulls[2] = up->claim.content_type ? ' ' : 'n';
+	image_values[3] = CStringGetTextDatum(img_format_name(norm->info.format));
+	image_values[4] = BoolGetDatum(up->mismatch);
+	image_values[5] = Int32GetDatum((int32) norm->info.width);
+	image_values[6] = Int32GetDatum((int32) norm->info.height);
+	image_values[7] = Int64GetDatum(up->bytes);
+	image_values[8] = CStringGetTextDatum(up->sha256);
+	image_values[9] = Int32GetDatum((int32) norm->width);
+	image_values[10] = Int32GetDatum((int32) norm->height);
+	if (SPI_execute_with_args(update_image, 11, image_types, image_values, image_nulls,
+							  false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
+		elog(ERROR, "imgmod: could not update image %lld", (long long) image_id);
+
+	staged = palloc(VARHDRSZ + norm->master.len);
+	SET_VARSIZE(staged, VARHDRSZ + norm->master.len);
+	memcpy(VARDATA(staged), norm->master.data, norm->master.len);
+	version_values[0] = Int64GetDatum(image_id);
+	version_values[1] = Int32GetDatum(version);
+	version_values[2] = Int32GetDatum((int32) norm->width);
+	version_values[3] = Int32GetDatum((int32) norm->height);
+	version_values[4] = CStringGetTextDatum(img_master_method_name(norm->method));
+	version_values[5] = PointerGetDatum(staged);
+	version_values[6] = Int32GetDatum((int32) norm->master.len);
+	if (SPI_execute_with_args(insert_version, 7, version_types, version_values, NULL,
+							  false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "imgmod: could not queue the render job of image %lld version %d",
+			 (long long) image_id, version);
+}
+
+PG_FUNCTION_INFO_V1(imgmod_replace);
+Datum
+imgmod_replace(PG_FUNCTION_ARGS)
+{
+	accepted_upload up;
+	int64		image_id;
+	int32		version;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("imgmod.replace: image_id must not be NULL")));
+	image_id = PG_GETARG_INT64(0);
+
+	/* A missing image is reported before the bytes are decoded. */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "imgmod: SPI_connect failed");
+	version = lock_image_for_new_version(image_id);
+	SPI_finish();
+
+	accept_upload(fcinfo, 1, "imgmod.replace", &up);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "imgmod: SPI_connect failed");
+	register_version(image_id, version, &up);
+	SPI_finish();
+	img_normalised_free(&up.norm);
+	imgmod_wake_workers_at_commit();
+	PG_RETURN_INT32(version);
 }
 
 PG_FUNCTION_INFO_V1(imgmod_wake_workers);

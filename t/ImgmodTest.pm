@@ -12,7 +12,8 @@ use Exporter 'import';
 our @EXPORT_OK = qw(
   upright_marked_ppm gradient_ppm ppm_to_jpeg jpegtran inverse_op_for
   with_metadata jpeg_segments jpeg_size decode_ppm pixel read_binary write_binary
-  start_node sql_hex upload_bytes canary services service_conf require_services
+  start_node sql_hex upload_bytes replace_bytes canary services service_conf require_services
+  s3_head_status
 );
 
 my $TMP = tempdir(CLEANUP => 1);
@@ -266,6 +267,20 @@ sub service_conf
 	return join("\n", @c);
 }
 
+# HTTP status of a HEAD on an object, asked of the S3 server directly (not
+# through imgmod), with curl's own SigV4: 200 when it exists, 404 when not.
+sub s3_head_status
+{
+	my ($store, $key) = @_;
+	my $p = $store eq 'hires' ? 'IMGMOD_HIRES_S3_' : 'IMGMOD_S3_';
+	my $region = $ENV{IMGMOD_S3_REGION} // 'us-east-1';
+	my $empty = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+	my $url = $ENV{"${p}ENDPOINT"} . '/' . $ENV{"${p}BUCKET"} . "/$key";
+	my $user = $ENV{"${p}ACCESS_KEY"} . ':' . $ENV{"${p}SECRET_KEY"};
+	my $code = `curl -s -o /dev/null -I -w '%{http_code}' --max-time 10 --aws-sigv4 'aws:amz:$region:s3' --user '$user' -H 'x-amz-content-sha256: $empty' '$url'`;
+	return $code;
+}
+
 sub sql_hex
 {
 	my ($bytes) = @_;
@@ -299,6 +314,16 @@ sub upload_bytes
 	write_binary($path, $bytes);
 	return $node->safe_psql('postgres',
 		"SELECT imgmod.upload(pg_read_binary_file('$path'), '$name')");
+}
+
+# imgmod.replace() with bytes from a file; returns the new version number.
+sub replace_bytes
+{
+	my ($node, $id, $bytes, $name) = @_;
+	my $path = $node->basedir . '/upload' . (++$seq) . '.bin';
+	write_binary($path, $bytes);
+	return $node->safe_psql('postgres',
+		"SELECT imgmod.replace($id, pg_read_binary_file('$path'), '$name')");
 }
 
 1;

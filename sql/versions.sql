@@ -1,0 +1,73 @@
+-- imgmod.replace(): a new version of an image, served once ready; the
+-- superseded version's objects, variant rows and cache keys are purged
+-- after imgmod.superseded_retention (here: brought forward by hand).
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set fx :abs_srcdir '/test/fixtures/'
+
+SHOW imgmod.superseded_retention;
+
+SELECT imgmod.upload(pg_read_binary_file(:'fx' || 'formats/jpeg_gray.jpg'), 'shoe.jpg') AS id \gset
+SELECT imgmod.wait(:id, '60 s');
+
+-- Errors name the problem and change nothing.
+SELECT imgmod.replace(-1, pg_read_binary_file(:'fx' || 'formats/webp_lossy.webp'));
+SELECT imgmod.replace(:id, NULL);
+SELECT imgmod.replace(:id, '\x3c7376673e'::bytea, 'shoe.svg');
+BEGIN;
+SELECT imgmod.replace(:id, pg_read_binary_file(:'fx' || 'formats/webp_lossy.webp'), 'shoe.webp');
+ROLLBACK;
+SELECT status, current_version, detected_format FROM imgmod.images WHERE id = :id;
+SELECT version, status, origin FROM imgmod.image_versions WHERE image_id = :id ORDER BY version;
+
+-- The replacement: version 2; version 1 is served until 2 is ready.
+SELECT sum(requests) FILTER (WHERE store = 'main' AND verb = 'DELETE') AS main_deletes_before,
+       sum(requests) FILTER (WHERE store = 'hires' AND verb = 'DELETE') AS hires_deletes_before
+  FROM imgmod.stats \gset
+SELECT imgmod.replace(:id, pg_read_binary_file(:'fx' || 'formats/webp_lossy.webp'), 'shoe.webp', 'image/webp') AS version;
+SELECT imgmod.wait(:id, '60 s');
+SELECT status, current_version, detected_format, original_name FROM imgmod.images WHERE id = :id;
+SELECT version, status, origin, superseded_at IS NOT NULL AS superseded, purged_at IS NOT NULL AS purged
+  FROM imgmod.image_versions WHERE image_id = :id ORDER BY version;
+SELECT version, count(*) AS variants FROM imgmod.variants WHERE image_id = :id GROUP BY version ORDER BY version;
+-- The current variant is version 2's (the etag is the MD5 of the bytes).
+SELECT format('"%s"', md5(imgmod.fetch(:id, 'thumb'))) = etag AS current_is_v2
+  FROM imgmod.variants WHERE image_id = :id AND version = 2 AND preset = 'thumb';
+-- Version 1 is still readable during the retention (pages may link to it).
+SELECT length(imgmod.fetch(:id, 'thumb', 1)) > 0 AS v1_still_served;
+-- Its purge waits for the retention, and the queue says so.
+SELECT kind, version, state, next_attempt_at > now() + interval '23 hours' AS due_after_retention,
+       why LIKE 'purge due at %imgmod.superseded_retention' AS why_explains
+  FROM imgmod.queue WHERE image_id = :id;
+SELECT status, stage, version, payload ? 'purge_at' AS has_purge_at
+  FROM imgmod.events WHERE image_id = :id AND status IN ('superseded', 'purged') ORDER BY id;
+
+-- Bring the purge forward: every object of version 1 goes from both stores.
+SELECT object_key AS v1_thumb_key FROM imgmod.variants WHERE image_id = :id AND version = 1 AND preset = 'thumb' \gset
+SELECT hires_key AS v1_hires_key FROM imgmod.image_versions WHERE image_id = :id AND version = 1 \gset
+SELECT (pg_stat_file('imgmod/store/' || :'v1_thumb_key', true)).size > 0 AS v1_thumb_on_disk,
+       (pg_stat_file('imgmod/hires-store/' || :'v1_hires_key', true)).size > 0 AS v1_hires_on_disk;
+UPDATE imgmod.jobs SET next_attempt_at = now() WHERE image_id = :id AND kind = 'purge';
+SELECT imgmod.wake_workers() > 0 AS woken;
+CREATE FUNCTION pg_temp.wait_purged(p_id bigint, p_version int) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE deadline timestamptz := clock_timestamp() + interval '60 s'; s text;
+BEGIN
+    LOOP
+        SELECT status INTO s FROM imgmod.image_versions WHERE image_id = p_id AND version = p_version;
+        EXIT WHEN s = 'purged' OR clock_timestamp() > deadline;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+    RETURN s;
+END $$;
+SELECT pg_temp.wait_purged(:id, 1);
+SELECT version, status, purged_at IS NOT NULL AS purged FROM imgmod.image_versions WHERE image_id = :id ORDER BY version;
+SELECT version, count(*) AS variants FROM imgmod.variants WHERE image_id = :id GROUP BY version ORDER BY version;
+SELECT pg_stat_file('imgmod/store/' || :'v1_thumb_key', true) IS NULL AS v1_thumb_gone,
+       pg_stat_file('imgmod/hires-store/' || :'v1_hires_key', true) IS NULL AS v1_hires_gone;
+SELECT sum(requests) FILTER (WHERE store = 'main' AND verb = 'DELETE') - :main_deletes_before AS main_deletes,
+       sum(requests) FILTER (WHERE store = 'hires' AND verb = 'DELETE') - :hires_deletes_before AS hires_deletes
+  FROM imgmod.stats;
+SELECT status, stage, version, payload->'deleted' AS deleted
+  FROM imgmod.events WHERE image_id = :id AND status = 'purged';
+SELECT kind, version, state FROM imgmod.jobs WHERE image_id = :id ORDER BY id;
+SELECT imgmod.fetch(:id, 'thumb', 1);
+SELECT length(imgmod.fetch(:id, 'thumb')) > 0 AS v2_served;
