@@ -7,15 +7,22 @@
 #                             Redis, no Kafka) for comparison
 #   IMGMOD_BENCH_WORKERS=N    workers (2);  IMGMOD_BENCH_SESSIONS=N  uploaders (2)
 #
-# Pipeline: one session uploads every image (autocommit, one call each)
-# while the 2 imgmod workers render, store, cache and publish; throughput is
-# uploads / (first upload start .. last image ready).  Render-only: the same
-# normalised masters rendered by `imgmod-cli render` (compressed master and
-# four widths from one decode), 2 processes in parallel like the 2 workers,
-# no database, no network.  Also reported: object-store GETs while rendering,
-# PUTs per upload, Redis writes, Kafka acknowledgements, and the time from
-# commit to ready (median, p95).  Needs the photos in ../shared/corpus/photos
-# (or IMGMOD_BENCH_PHOTOS=dir) and starts the servers with scripts/services.sh.
+# Pipeline: $SESSIONS sessions upload every image (autocommit, one call each)
+# while the imgmod workers render, store, cache and publish; throughput is
+# uploads / (first upload start .. last image ready).  It is compared with:
+#   render-only: the same normalised masters rendered by `imgmod-cli render`
+#     (compressed master and four widths from one decode), 2 processes in
+#     parallel like the 2 workers, no database, no network;
+#   normalise + render: the image work the pipeline must do (upload
+#     normalisation, then the render), 2 processes, no database, no network;
+#   worker stage: the same uploads committed in one transaction, timed from
+#     the COMMIT to the last ready image (render + store + cache + publish).
+# Also reported: object-store GETs while rendering, PUTs per upload, Redis
+# writes, Kafka acknowledgements, the time from commit to ready (median,
+# p95), and the CPU seconds each kind of process used (bench/cpu_by_process.py),
+# which shows what the servers themselves cost on the shared cores.  Needs the
+# photos in ../shared/corpus/photos (or IMGMOD_BENCH_PHOTOS=dir) and starts
+# the servers with scripts/services.sh.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -49,6 +56,14 @@ t0=$(date +%s.%N)
 echo "$list" | xargs -P 2 -I{} sh -c "mkdir -p $WORK/out/\$\$ && $CLI render {} $WORK/out/\$\$ 2560,1920,1024,512,256 >/dev/null"
 t1=$(date +%s.%N)
 render_rate=$(echo "$N / ($t1 - $t0)" | bc -l)
+
+# ---- image work only: what the pipeline computes, without database or servers
+# (upload normalisation + the render of each image, 2 processes)
+list=$(for r in $(seq 1 "$ROUNDS"); do ls "$WORK"/in/*; done)
+t0=$(date +%s.%N)
+echo "$list" | xargs -P 2 -I{} sh -c "mkdir -p $WORK/out/w\$\$ && $CLI normalise {} $WORK/out/w\$\$/m.jpg >/dev/null && $CLI render $WORK/out/w\$\$/m.jpg $WORK/out/w\$\$ 2560,1920,1024,512,256 >/dev/null"
+t1=$(date +%s.%N)
+work_rate=$(echo "$N / ($t1 - $t0)" | bc -l)
 
 # ---- pipeline -----------------------------------------------------------
 export IMGMOD_CLUSTER_DIR=$WORK/cluster IMGMOD_PGPORT=54331
@@ -85,13 +100,22 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 # Uploads come from $SESSIONS concurrent sessions, as from several app servers.
 split -n "l/$SESSIONS" -d "$sql" "$WORK/uploads.part."
+rm -f "$WORK/cpu.stop"
+python3 "$ROOT/bench/cpu_by_process.py" "$WORK/cpu.stop" > "$WORK/cpu.txt" &
+sampler=$!
+# Sets t1 when every image is ready, then stops the CPU sampler.
+wait_all_ready_then_stop_sampler() {
+  until [ "$(psql -qXAt -d imgmod_bench -c "SELECT count(*) FROM imgmod.images WHERE status <> 'ready'")" = 0 ]; do
+    sleep 0.02
+  done
+  t1=$(date +%s.%N)
+  touch "$WORK/cpu.stop"; wait "$sampler"
+}
 t0=$(date +%s.%N)
-for part in "$WORK"/uploads.part.*; do psql -qXAt -d imgmod_bench -f "$part" >/dev/null & done
-wait
-until [ "$(psql -qXAt -d imgmod_bench -c "SELECT count(*) FROM imgmod.images WHERE status <> 'ready'")" = 0 ]; do
-  sleep 0.05
-done
-t1=$(date +%s.%N)
+uploaders=()
+for part in "$WORK"/uploads.part.*; do psql -qXAt -d imgmod_bench -f "$part" >/dev/null & uploaders+=($!); done
+wait "${uploaders[@]}"
+wait_all_ready_then_stop_sampler
 pipeline_rate=$(echo "$N / ($t1 - $t0)" | bc -l)
 # With Kafka on, wait for every acknowledgement before reading the counters.
 while [ "$SERVICES" = 1 ] &&
@@ -105,7 +129,9 @@ psql -qX -d imgmod_bench <<SQL
 \echo '## imgmod pipeline benchmark ($N uploads: $NIMG images x $ROUNDS rounds, ${IMGMOD_BENCH_WORKERS:-2} workers, $SESSIONS upload sessions, services: $SERVICES)'
 SELECT round($pipeline_rate, 2) AS pipeline_uploads_per_s,
        round($render_rate, 2) AS render_only_per_s,
-       round(100 * $pipeline_rate / $render_rate, 1) AS pipeline_pct_of_render_only;
+       round(100 * $pipeline_rate / $render_rate, 1) AS pipeline_pct_of_render_only,
+       round($work_rate, 2) AS normalise_and_render_per_s,
+       round(100 * $pipeline_rate / $work_rate, 1) AS pipeline_pct_of_normalise_and_render;
 SELECT store, verb, requests, failures, retries FROM imgmod.stats WHERE requests > 0 ORDER BY store, verb;
 SELECT round(sum(requests) FILTER (WHERE verb = 'PUT')::numeric / $N, 2) AS puts_per_upload,
        coalesce(sum(requests) FILTER (WHERE verb = 'GET'), 0) AS gets_during_rendering
@@ -116,3 +142,32 @@ SELECT round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FR
        round(1000 * percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM ready_at - created_at))::numeric, 0) AS commit_to_ready_p95_ms
   FROM imgmod.images;
 SQL
+echo
+echo "## where the CPU went during the pipeline run (bench/cpu_by_process.py)"
+cat "$WORK/cpu.txt"
+
+# ---- worker stage: the same uploads committed in one transaction, so the
+# workers start together and the rate is render + store + cache + publish
+# (the servers still share the two cores), comparable with render-only.
+# The sampler starts just before the COMMIT (the last statement), so it
+# sees the workers' stage, not the uploads' normalisation.
+{ echo "BEGIN;"; cat "$sql"; } > "$WORK/one-transaction.sql"
+rm -f "$WORK/cpu.stop" "$WORK/uploaded"
+coproc UPLOADER { psql -qXAt -d imgmod_bench 2>&1; }
+cat "$WORK/one-transaction.sql" >&"${UPLOADER[1]}"
+echo "\\o $WORK/uploaded" >&"${UPLOADER[1]}"
+echo "SELECT 1;" >&"${UPLOADER[1]}"
+until [ -s "$WORK/uploaded" ]; do sleep 0.02; done
+python3 "$ROOT/bench/cpu_by_process.py" "$WORK/cpu.stop" > "$WORK/cpu-workers.txt" &
+sampler=$!
+echo "COMMIT;" >&"${UPLOADER[1]}"
+echo "\\q" >&"${UPLOADER[1]}"
+wait "$UPLOADER_PID"
+t0=$(date +%s.%N)   # the COMMIT has returned: the workers start now
+wait_all_ready_then_stop_sampler
+worker_rate=$(echo "$N / ($t1 - $t0)" | bc -l)
+echo
+echo "## worker stage: $N uploads committed at once, then rendered, stored, cached and published"
+printf 'worker_stage_per_s %.2f   render_only_per_s %.2f   worker_stage_pct_of_render_only %.1f\n' \
+  "$worker_rate" "$render_rate" "$(echo "100 * $worker_rate / $render_rate" | bc -l)"
+cat "$WORK/cpu-workers.txt"

@@ -278,21 +278,50 @@ warm_cache(claimed_job *job, img_variant_result *results, int first_preset)
  */
 #define IMMUTABLE_CACHE_CONTROL "public, max-age=31536000, immutable"
 
-static void
-put_object(imgmod_store store, const char *key, const uint8_t *data, size_t len,
-		   stored_object *out)
+/* The objects of one version, PUT together and then described for the rows. */
+typedef struct object_batch
 {
-	char		errbuf[1024];
+	int			n;
+	imgmod_put_item *items;
+	stored_object **outs;
+} object_batch;
 
-	if (!imgmod_store_put(store, key, data, len, "image/jpeg", IMMUTABLE_CACHE_CONTROL,
-						  errbuf, sizeof(errbuf)))
-		ereport(ERROR,
-				(errcode(ERRCODE_IO_ERROR),
-				 errmsg("imgmod: storing %s in the %s store failed: %s", key,
-						imgmod_store_name(store), errbuf)));
-	strlcpy(out->key, key, sizeof(out->key));
-	imgmod_md5_hex(data, len, out->etag);
-	out->bytes = len;
+static void
+batch_add(object_batch *b, imgmod_store store, const char *key, const uint8_t *data, size_t len,
+		  stored_object *out)
+{
+	imgmod_put_item *it = &b->items[b->n];
+
+	it->store = store;
+	it->key = pstrdup(key);
+	it->data = data;
+	it->len = len;
+	it->content_type = "image/jpeg";
+	it->cache_control = IMMUTABLE_CACHE_CONTROL;
+	b->outs[b->n++] = out;
+}
+
+/* One PUT per object, all at once; the job fails if any object failed. */
+static void
+batch_store(object_batch *b)
+{
+	int			failed = imgmod_store_put_many(b->items, b->n);
+
+	for (int i = 0; i < b->n && failed > 0; i++)
+		if (!b->items[i].ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_IO_ERROR),
+					 errmsg("imgmod: storing %s in the %s store failed: %s%s", b->items[i].key,
+							imgmod_store_name(b->items[i].store), b->items[i].error,
+							failed > 1 ? psprintf(" (and %d more of this version's objects failed)", failed - 1) : "")));
+	for (int i = 0; i < b->n; i++)
+	{
+		stored_object *out = b->outs[i];
+
+		strlcpy(out->key, b->items[i].key, sizeof(out->key));
+		imgmod_md5_hex(b->items[i].data, b->items[i].len, out->etag);
+		out->bytes = b->items[i].len;
+	}
 }
 
 /* Step 2: render every object and store it.  No transaction is open. */
@@ -309,6 +338,7 @@ render_and_store(claimed_job *job, stored_object *hires, stored_object *master,
 	int			nspecs;
 	int			first_preset;
 	char		key[256];
+	object_batch batch;
 
 	imgmod_current_limits(&limits);
 	imgmod_background_rgb(background);
@@ -345,22 +375,26 @@ render_and_store(claimed_job *job, stored_object *hires, stored_object *master,
 						(long long) job->image_id, job->version, img_status_name(st), err.message)));
 
 	pgstat_report_activity(STATE_RUNNING, "imgmod: storing");
+	batch.n = 0;
+	batch.items = palloc0(sizeof(imgmod_put_item) * (nspecs + 2));
+	batch.outs = palloc0(sizeof(stored_object *) * (nspecs + 2));
 	if (job->store_masters)
 	{
 		imgmod_hires_key(key, sizeof(key), job->image_id, job->version);
-		put_object(IMGMOD_STORE_HIRES, key, job->source, job->source_len, hires);
+		batch_add(&batch, IMGMOD_STORE_HIRES, key, job->source, job->source_len, hires);
 		imgmod_master_key(key, sizeof(key), job->image_id, job->version);
-		put_object(IMGMOD_STORE_MAIN, key, results[0].jpeg.data, results[0].jpeg.len, master);
+		batch_add(&batch, IMGMOD_STORE_MAIN, key, results[0].jpeg.data, results[0].jpeg.len, master);
 	}
 	for (int i = 0; i < job->npresets; i++)
 	{
 		img_variant_result *r = &results[first_preset + i];
 
 		imgmod_variant_key(key, sizeof(key), job->image_id, job->version, job->presets[i].name);
-		put_object(IMGMOD_STORE_MAIN, key, r->jpeg.data, r->jpeg.len, &variants[i]);
+		batch_add(&batch, IMGMOD_STORE_MAIN, key, r->jpeg.data, r->jpeg.len, &variants[i]);
 		variants[i].width = r->width;
 		variants[i].height = r->height;
 	}
+	batch_store(&batch);
 	warm_cache(job, results, first_preset);
 	img_variant_results_free(results, (size_t) nspecs);
 }

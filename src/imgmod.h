@@ -150,15 +150,28 @@ void		imgmod_master_key(char *buf, size_t size, int64 image_id, int version);
 void		imgmod_hires_key(char *buf, size_t size, int64 image_id, int version);
 bool		imgmod_key_is_safe(const char *key);
 
+/* One object of a batch written with imgmod_store_put_many(). */
+typedef struct imgmod_put_item
+{
+	imgmod_store store;
+	const char *key;
+	const uint8_t *data;
+	size_t		len;
+	const char *content_type;
+	const char *cache_control;
+	bool		ok;				/* out */
+	char		error[1024];	/* out, when !ok */
+} imgmod_put_item;
+
 /*
- * Store an object: one PUT to S3 when the store has an endpoint, else an
- * atomic file write (temp file, fsync, rename, fsync directory).  Returns
- * false with errbuf filled on failure and never ereports, so a worker can
- * record the failure on the job.  Each call is counted in shared memory.
+ * Store objects: one PUT each to S3 when the store has an endpoint, all in
+ * parallel and each retried like a single request; else an atomic file
+ * write (temp file, fsync, rename, fsync directory).  Returns how many
+ * failed; each item says whether it was stored and, if not, why.  Never
+ * ereports, so a worker can record the failure on the job.  Each request
+ * is counted in shared memory.
  */
-bool		imgmod_store_put(imgmod_store store, const char *key, const uint8_t *data,
-							 size_t len, const char *content_type, const char *cache_control,
-							 char *errbuf, size_t errsize);
+int			imgmod_store_put_many(imgmod_put_item *items, int n);
 /* Read an object; palloc'd bytea, or NULL with errbuf filled. */
 bytea	   *imgmod_store_get(imgmod_store store, const char *key, char *errbuf, size_t errsize);
 /*
@@ -186,11 +199,9 @@ typedef struct imgmod_s3_target
 /* The configured S3 target of a store, or false when it has none. */
 bool		imgmod_s3_target_for(imgmod_store store, imgmod_s3_target *target);
 void		imgmod_s3_global_init(void);
-bool		imgmod_s3_put(const imgmod_s3_target *t, imgmod_store store, const char *key,
-						  const uint8_t *data, size_t len, const char *content_type,
-						  const char *cache_control, char *errbuf, size_t errsize);
 bytea	   *imgmod_s3_get(const imgmod_s3_target *t, imgmod_store store, const char *key,
 						  char *errbuf, size_t errsize);
+int			imgmod_s3_put_many(const imgmod_s3_target *targets, imgmod_put_item *items, int n);
 bool		imgmod_s3_delete(const imgmod_s3_target *t, imgmod_store store, const char *key,
 							 char *errbuf, size_t errsize);
 

@@ -82,22 +82,6 @@ imgmod_store_backend(imgmod_store store)
 	return imgmod_s3_target_for(store, &t) ? "s3" : "local";
 }
 
-bool
-imgmod_store_put(imgmod_store store, const char *key, const uint8_t *data, size_t len,
-				 const char *content_type, const char *cache_control,
-				 char *errbuf, size_t errsize)
-{
-	imgmod_s3_target t;
-	bool		ok;
-
-	if (imgmod_s3_target_for(store, &t))
-		return imgmod_s3_put(&t, store, key, data, len, content_type, cache_control,
-							 errbuf, errsize);
-	ok = imgmod_local_put(store, key, data, len, errbuf, errsize);
-	imgmod_count_request(store, IMGMOD_VERB_PUT, ok, 0);
-	return ok;
-}
-
 bytea *
 imgmod_store_get(imgmod_store store, const char *key, char *errbuf, size_t errsize)
 {
@@ -122,4 +106,39 @@ imgmod_store_delete(imgmod_store store, const char *key, char *errbuf, size_t er
 	ok = imgmod_local_delete(store, key, errbuf, errsize);
 	imgmod_count_request(store, IMGMOD_VERB_DELETE, ok, 0);
 	return ok;
+}
+
+int
+imgmod_store_put_many(imgmod_put_item *items, int n)
+{
+	imgmod_s3_target targets[IMGMOD_STORE_COUNT];
+	bool		is_s3[IMGMOD_STORE_COUNT];
+	imgmod_put_item *remote;
+	int			nremote = 0;
+	int			failed = 0;
+
+	for (int st = 0; st < IMGMOD_STORE_COUNT; st++)
+		is_s3[st] = imgmod_s3_target_for((imgmod_store) st, &targets[st]);
+	remote = palloc(sizeof(imgmod_put_item) * (n + 1));
+	for (int i = 0; i < n; i++)
+	{
+		if (is_s3[items[i].store])
+			remote[nremote++] = items[i];
+		else
+		{
+			items[i].ok = imgmod_local_put(items[i].store, items[i].key, items[i].data, items[i].len,
+										   items[i].error, sizeof(items[i].error));
+			imgmod_count_request(items[i].store, IMGMOD_VERB_PUT, items[i].ok, 0);
+			failed += items[i].ok ? 0 : 1;
+		}
+	}
+	if (nremote > 0)
+	{
+		failed += imgmod_s3_put_many(targets, remote, nremote);
+		for (int i = 0, j = 0; i < n; i++)
+			if (is_s3[items[i].store])
+				items[i] = remote[j++];
+	}
+	pfree(remote);
+	return failed;
 }

@@ -2,6 +2,8 @@
 # N connections get an HTTP error answer (e.g. 503 SlowDown) instead of being
 # forwarded; later ones are relayed byte for byte, so SigV4 signatures (which
 # cover the Host header the client sent) still verify at the real server.
+# Each relayed connection gets its own process, as a real server serves
+# concurrent (and kept-alive) connections at once.
 package S3FaultProxy;
 
 use strict;
@@ -29,6 +31,7 @@ sub start
 	}
 	my @plan = @$plan;
 	my $faults = 0;
+	local $SIG{CHLD} = 'IGNORE';    # relays exit on their own; no zombies
 	while (my $client = $listen->accept)
 	{
 		if (@plan && $plan[0] eq 'stall')
@@ -59,12 +62,21 @@ sub start
 			if (open(my $fh, '>', $counter_file)) { print $fh $faults; close $fh; }
 			next;
 		}
+		my $relay = fork();
+		if (!defined $relay || $relay)
+		{
+			close $client;
+			next;
+		}
+		close $listen;
 		my $up = IO::Socket::INET->new(PeerAddr => $upstream_host, PeerPort => $upstream_port, Proto => 'tcp');
-		unless ($up) { close $client; next; }
+		unless ($up) { close $client; POSIX::_exit(0); }
 		my $sel = IO::Select->new($client, $up);
 		RELAY: while (1)
 		{
-			for my $fh ($sel->can_read(30))
+			my @ready = $sel->can_read(30);
+			last RELAY unless @ready;
+			for my $fh (@ready)
 			{
 				my $n = sysread($fh, my $buf, 65536);
 				last RELAY unless $n;
@@ -80,6 +92,7 @@ sub start
 		}
 		close $up;
 		close $client;
+		POSIX::_exit(0);
 	}
 	POSIX::_exit(0);
 }

@@ -1,7 +1,9 @@
 # shellcheck shell=bash
 # Redis for scripts/services.sh (sourced).  redis-server from Debian, run as a
 # plain process (not systemd) on 127.0.0.1:$REDIS_PORT with its own directory
-# and appendonly yes, so keys survive a stop/start.
+# configured as a cache: no append-only file (rewriting it would cost the
+# pipeline a core), but a save point, so a stop (SIGTERM) writes a snapshot
+# and the keys survive a stop/start.
 
 REDIS_PORT=${IMGMOD_REDIS_PORT:-6391}
 REDIS_DIR=$SERVICES_DIR/redis
@@ -29,9 +31,8 @@ protected-mode yes
 daemonize no
 dir $REDIS_DIR
 logfile $REDIS_DIR/redis.log
-appendonly yes
-appendfsync everysec
-save ""
+appendonly no
+save 3600 1
 CONF
   own_tree "$REDIS_DIR"
   spawn redis "$REDIS_DIR/redis.out" redis-server "$REDIS_DIR/redis.conf"
@@ -40,7 +41,7 @@ CONF
 }
 
 redis_stop() {
-  # SIGTERM makes redis flush and fsync the append-only file before exiting.
+  # SIGTERM makes redis write its snapshot (a save point is configured) before exiting.
   stop_pid redis "$REDIS_PAT" 30
 }
 
