@@ -18,7 +18,8 @@ COMMENT ON COLUMN imgmod.installation.singleton IS 'Always true: keeps the table
 
 CREATE TABLE imgmod.presets (
     name          text PRIMARY KEY
-                  CONSTRAINT preset_name_is_a_key_part CHECK (name ~ '^[a-z0-9][a-z0-9_-]{0,63}$'),
+                  CONSTRAINT preset_name_is_a_key_part CHECK (name ~ '^[a-z0-9][a-z0-9_-]{0,63}$')
+                  CONSTRAINT preset_name_is_not_a_master CHECK (name NOT IN ('original', 'master')),
     width         integer CHECK (width BETWEEN 1 AND 10000),
     height        integer CHECK (height BETWEEN 1 AND 10000),
     fit           text NOT NULL DEFAULT 'contain' CHECK (fit IN ('contain', 'cover', 'pad')),
@@ -29,7 +30,7 @@ CREATE TABLE imgmod.presets (
 );
 COMMENT ON TABLE imgmod.presets IS
   'The catalogue''s variant sizes. Every ready image has one variant per preset. Operators may insert, update or delete rows; new uploads use the presets present when their render job runs.';
-COMMENT ON COLUMN imgmod.presets.name IS 'Preset name as used in imgmod.fetch() and object keys: lowercase letters, digits, _ and -.';
+COMMENT ON COLUMN imgmod.presets.name IS 'Preset name as used in imgmod.fetch() and object keys: lowercase letters, digits, _ and -; original and master are reserved for the two masters.';
 COMMENT ON COLUMN imgmod.presets.width IS 'Box width in pixels; NULL means unconstrained.';
 COMMENT ON COLUMN imgmod.presets.height IS 'Box height in pixels; NULL means unconstrained.';
 COMMENT ON COLUMN imgmod.presets.fit IS 'contain: fit inside the box; cover: fill the box, crop the centre; pad: contain, then pad to the box with imgmod.background.';
@@ -327,7 +328,7 @@ RETURNS bytea
 AS 'MODULE_PATHNAME', 'imgmod_fetch'
 LANGUAGE C STABLE;
 COMMENT ON FUNCTION imgmod.fetch(bigint, text, integer) IS
-  'Returns the JPEG bytes of a variant from the object store: the current version unless a version is given. What a CDN origin asks for.';
+  'Returns the JPEG bytes of a variant from the main store: the current version unless a version is given. What a CDN origin asks for. preset ''master'' returns the compressed master (main store), ''original'' the full-resolution master (hi-res store).';
 
 CREATE FUNCTION imgmod.wake_workers()
 RETURNS integer

@@ -32,6 +32,15 @@ SELECT version, count(*) AS variants FROM imgmod.variants WHERE image_id = :id G
 -- The current variant is version 2's (the etag is the MD5 of the bytes).
 SELECT format('"%s"', md5(imgmod.fetch(:id, 'thumb'))) = etag AS current_is_v2
   FROM imgmod.variants WHERE image_id = :id AND version = 2 AND preset = 'thumb';
+-- The two masters of the current version: 'original' from the hi-res store,
+-- 'master' (the compressed one) from the main store.
+SELECT md5(imgmod.fetch(:id, 'original')) = md5(pg_read_binary_file('imgmod/hires-store/' || hires_key)) AS original_is_hires_object,
+       md5(imgmod.fetch(:id, 'master')) = md5(pg_read_binary_file('imgmod/store/' || master_key)) AS master_is_main_object,
+       length(imgmod.fetch(:id, 'original', 1)) > 0 AS v1_original_still_there
+  FROM imgmod.image_versions WHERE image_id = :id AND version = 2;
+\set VERBOSITY terse
+INSERT INTO imgmod.presets (name, width) VALUES ('original', 100);
+\set VERBOSITY default
 -- Version 1 is still readable during the retention (pages may link to it).
 SELECT length(imgmod.fetch(:id, 'thumb', 1)) > 0 AS v1_still_served;
 -- Its purge waits for the retention, and the queue says so.
@@ -70,4 +79,5 @@ SELECT status, stage, version, payload->'deleted' AS deleted
   FROM imgmod.events WHERE image_id = :id AND status = 'purged';
 SELECT kind, version, state FROM imgmod.jobs WHERE image_id = :id ORDER BY id;
 SELECT imgmod.fetch(:id, 'thumb', 1);
+SELECT imgmod.fetch(:id, 'original', 1);
 SELECT length(imgmod.fetch(:id, 'thumb')) > 0 AS v2_served;

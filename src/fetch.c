@@ -1,7 +1,9 @@
 /*
  * fetch.c — imgmod.fetch(): a variant's bytes, as a CDN origin asks for
- * them.  The variants table says which object holds (image, version,
- * preset); the bytes come from the main store.
+ * them, or one of the version's two masters.  The variants table says which
+ * object holds (image, version, preset) and image_versions where the
+ * masters are; variants and the compressed master ('master') come from the
+ * main store, the full-resolution master ('original') from the hi-res store.
  */
 #include "imgmod.h"
 
@@ -10,9 +12,54 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 
-PG_FUNCTION_INFO_V1(imgmod_fetch);
-Datum
-imgmod_fetch(PG_FUNCTION_ARGS)
+/* The object of a master of (image, version or current), with errors that say why not. */
+static char *
+master_key(int64 image_id, bool original, FunctionCallInfo fcinfo)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	char	   *key;
+	char	   *status;
+
+	values[0] = Int64GetDatum(image_id);
+	values[1] = PG_ARGISNULL(2) ? (Datum) 0 : Int32GetDatum(PG_GETARG_INT32(2));
+	nulls[1] = PG_ARGISNULL(2) ? 'n' : ' ';
+	if (SPI_execute_with_args(original ?
+							  "SELECT v.hires_key, v.status, i.status FROM imgmod.images i "
+							  "LEFT JOIN imgmod.image_versions v ON v.image_id = i.id "
+							  " AND v.version = coalesce($2, i.current_version) WHERE i.id = $1" :
+							  "SELECT v.master_key, v.status, i.status FROM imgmod.images i "
+							  "LEFT JOIN imgmod.image_versions v ON v.image_id = i.id "
+							  " AND v.version = coalesce($2, i.current_version) WHERE i.id = $1",
+							  2, types, values, nulls, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "imgmod: master lookup failed");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("imgmod: image %lld does not exist", (long long) image_id)));
+	key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	if (status != NULL && strcmp(status, "purged") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("imgmod: version %d of image %lld was superseded and its objects deleted",
+						PG_GETARG_INT32(2), (long long) image_id)));
+	if (key == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("imgmod: image %lld has no stored %s master %s (status %s)",
+						(long long) image_id, original ? "full-resolution" : "compressed",
+						PG_ARGISNULL(2) ? "yet" : "in that version",
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3)),
+				 errhint("Masters are stored by the worker; wait with SELECT imgmod.wait(%lld).",
+						 (long long) image_id)));
+	return key;
+}
+
+/* The object of variant (image, preset, version or current), with errors that say why not. */
+static char *
+variant_key(int64 image_id, const char *preset, FunctionCallInfo fcinfo)
 {
 	static const char *lookup =
 		"SELECT i.current_version, i.status, v.version, v.object_key, "
@@ -25,27 +72,15 @@ imgmod_fetch(PG_FUNCTION_ARGS)
 	Oid			types[3] = {INT8OID, TEXTOID, INT4OID};
 	Datum		values[3];
 	char		nulls[3] = {' ', ' ', ' '};
-	int64		image_id;
-	char	   *preset;
 	bool		isnull;
 	char	   *key;
 	char	   *status;
 	char	   *version_status;
-	bytea	   *result;
-	bytea	   *copy;
-	char		errbuf[1024];
-	MemoryContext caller = CurrentMemoryContext;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		PG_RETURN_NULL();
-	image_id = PG_GETARG_INT64(0);
-	preset = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	values[0] = Int64GetDatum(image_id);
 	values[1] = CStringGetTextDatum(preset);
 	values[2] = PG_ARGISNULL(2) ? (Datum) 0 : Int32GetDatum(PG_GETARG_INT32(2));
 	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
-
-	SPI_connect();
 	if (SPI_execute_with_args(lookup, 3, types, values, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "imgmod: variant lookup failed");
 	if (SPI_processed == 0)
@@ -78,12 +113,44 @@ imgmod_fetch(PG_FUNCTION_ARGS)
 				 errhint("SELECT preset, version FROM imgmod.variants WHERE image_id = %lld lists what exists.",
 						 (long long) image_id)));
 	}
-	result = imgmod_store_get(IMGMOD_STORE_MAIN, key, errbuf, sizeof(errbuf));
+	return key;
+}
+
+PG_FUNCTION_INFO_V1(imgmod_fetch);
+Datum
+imgmod_fetch(PG_FUNCTION_ARGS)
+{
+	int64		image_id;
+	char	   *preset;
+	char	   *key;
+	imgmod_store store = IMGMOD_STORE_MAIN;
+	bytea	   *result;
+	bytea	   *copy;
+	char		errbuf[1024];
+	MemoryContext caller = CurrentMemoryContext;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	image_id = PG_GETARG_INT64(0);
+	preset = text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	SPI_connect();
+	if (strcmp(preset, "original") == 0)
+	{
+		key = master_key(image_id, true, fcinfo);
+		store = IMGMOD_STORE_HIRES;
+	}
+	else if (strcmp(preset, "master") == 0)
+		key = master_key(image_id, false, fcinfo);
+	else
+		key = variant_key(image_id, preset, fcinfo);
+
+	result = imgmod_store_get(store, key, errbuf, sizeof(errbuf));
 	if (result == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_IO_ERROR),
-				 errmsg("imgmod: could not read variant \"%s\" of image %lld: %s",
-						preset, (long long) image_id, errbuf)));
+				 errmsg("imgmod: could not read \"%s\" of image %lld from the %s store: %s",
+						preset, (long long) image_id, imgmod_store_name(store), errbuf)));
 	/* The bytes were read in SPI's context; hand back a copy in the caller's. */
 	copy = MemoryContextAlloc(caller, VARSIZE(result));
 	memcpy(copy, result, VARSIZE(result));

@@ -69,6 +69,9 @@ ok(ready($id), 'version 2 ready');
 is($node->safe_psql('postgres', "SELECT current_version FROM imgmod.images WHERE id = $id"), '2', 'the current pointer flipped');
 my $hex = $node->safe_psql('postgres', "SELECT encode(imgmod.fetch($id, 'small'), 'hex')");
 is(join('x', jpeg_size(pack('H*', $hex))), '512x171', 'fetch() serves version 2 (the 900x300 image at 512 wide)');
+$hex = $node->safe_psql('postgres', "SELECT encode(imgmod.fetch($id, 'original'), 'hex')");
+is(join('x', jpeg_size(pack('H*', $hex))), '900x300', "fetch(id, 'original') reads version 2's full-resolution master");
+is(counter('hires', 'GET'), '1', 'from the hi-res store');
 is($node->safe_psql('postgres', "SELECT status FROM imgmod.image_versions WHERE image_id = $id AND version = 1"),
 	'superseded', 'version 1 is superseded');
 is(redis_cli("--raw EXISTS imgmod:$inst:$id:v1:medium imgmod:$inst:$id:v1:source imgmod:$inst:$id:v1:thumb"), '0',
