@@ -284,11 +284,16 @@ typedef struct object_batch
 	int			n;
 	imgmod_put_item *items;
 	stored_object **outs;
+	bool	   *needs_etag;
 } object_batch;
 
+/*
+ * needs_etag: the object gets a variants row, whose etag is the MD5 of the
+ * bytes.  S3 reports it with the PUT; only other stores make us hash.
+ */
 static void
 batch_add(object_batch *b, imgmod_store store, const char *key, const uint8_t *data, size_t len,
-		  stored_object *out)
+		  stored_object *out, bool needs_etag)
 {
 	imgmod_put_item *it = &b->items[b->n];
 
@@ -298,6 +303,7 @@ batch_add(object_batch *b, imgmod_store store, const char *key, const uint8_t *d
 	it->len = len;
 	it->content_type = "image/jpeg";
 	it->cache_control = IMMUTABLE_CACHE_CONTROL;
+	b->needs_etag[b->n] = needs_etag;
 	b->outs[b->n++] = out;
 }
 
@@ -319,7 +325,10 @@ batch_store(object_batch *b)
 		stored_object *out = b->outs[i];
 
 		strlcpy(out->key, b->items[i].key, sizeof(out->key));
-		imgmod_md5_hex(b->items[i].data, b->items[i].len, out->etag);
+		if (b->items[i].etag[0] != '\0')
+			strlcpy(out->etag, b->items[i].etag, sizeof(out->etag));
+		else if (b->needs_etag[i])
+			imgmod_md5_hex(b->items[i].data, b->items[i].len, out->etag);
 		out->bytes = b->items[i].len;
 	}
 }
@@ -378,19 +387,20 @@ render_and_store(claimed_job *job, stored_object *hires, stored_object *master,
 	batch.n = 0;
 	batch.items = palloc0(sizeof(imgmod_put_item) * (nspecs + 2));
 	batch.outs = palloc0(sizeof(stored_object *) * (nspecs + 2));
+	batch.needs_etag = palloc0(sizeof(bool) * (nspecs + 2));
 	if (job->store_masters)
 	{
 		imgmod_hires_key(key, sizeof(key), job->image_id, job->version);
-		batch_add(&batch, IMGMOD_STORE_HIRES, key, job->source, job->source_len, hires);
+		batch_add(&batch, IMGMOD_STORE_HIRES, key, job->source, job->source_len, hires, false);
 		imgmod_master_key(key, sizeof(key), job->image_id, job->version);
-		batch_add(&batch, IMGMOD_STORE_MAIN, key, results[0].jpeg.data, results[0].jpeg.len, master);
+		batch_add(&batch, IMGMOD_STORE_MAIN, key, results[0].jpeg.data, results[0].jpeg.len, master, false);
 	}
 	for (int i = 0; i < job->npresets; i++)
 	{
 		img_variant_result *r = &results[first_preset + i];
 
 		imgmod_variant_key(key, sizeof(key), job->image_id, job->version, job->presets[i].name);
-		batch_add(&batch, IMGMOD_STORE_MAIN, key, r->jpeg.data, r->jpeg.len, &variants[i]);
+		batch_add(&batch, IMGMOD_STORE_MAIN, key, r->jpeg.data, r->jpeg.len, &variants[i], true);
 		variants[i].width = r->width;
 		variants[i].height = r->height;
 	}

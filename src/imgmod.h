@@ -160,6 +160,7 @@ typedef struct imgmod_put_item
 	const char *content_type;
 	const char *cache_control;
 	bool		ok;				/* out */
+	char		etag[33];		/* out: MD5 hex the store reported, or "" */
 	char		error[1024];	/* out, when !ok */
 } imgmod_put_item;
 

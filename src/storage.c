@@ -126,6 +126,7 @@ imgmod_store_put_many(imgmod_put_item *items, int n)
 			remote[nremote++] = items[i];
 		else
 		{
+			items[i].etag[0] = '\0';
 			items[i].ok = imgmod_local_put(items[i].store, items[i].key, items[i].data, items[i].len,
 										   items[i].error, sizeof(items[i].error));
 			imgmod_count_request(items[i].store, IMGMOD_VERB_PUT, items[i].ok, 0);

@@ -17,6 +17,8 @@
  */
 #include "imgmod.h"
 
+#include <ctype.h>
+
 #include <curl/curl.h>
 
 #include "common/pg_prng.h"
@@ -38,6 +40,7 @@ typedef struct s3_buffer
 typedef struct s3_result
 {
 	long		status;			/* HTTP status, 0 when no response */
+	char		etag[33];		/* MD5 hex from the ETag response header, or "" */
 	CURLcode	curl_code;
 	char		curl_error[CURL_ERROR_SIZE];
 	s3_buffer	body;
@@ -73,6 +76,31 @@ collect_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 	}
 	memcpy(b->data + b->len, ptr, n);
 	b->len += n;
+	return n;
+}
+
+/*
+ * Keep the ETag of the answer when it is a plain MD5 (what S3 reports for a
+ * single PUT), so the caller need not hash the bytes again.
+ */
+static size_t
+collect_etag(char *line, size_t size, size_t nitems, void *userdata)
+{
+	s3_result  *r = userdata;
+	size_t		n = size * nitems;
+	size_t		i = 5;
+	int			hex = 0;
+	char		md5[33];
+
+	if (n < 5 || pg_strncasecmp(line, "ETag:", 5) != 0)
+		return n;
+	while (i < n && (line[i] == ' ' || line[i] == '"'))
+		i++;
+	while (i < n && hex < 32 && isxdigit((unsigned char) line[i]))
+		md5[hex++] = (char) tolower((unsigned char) line[i++]);
+	md5[hex] = '\0';
+	if (hex == 32 && (i == n || line[i] == '"' || line[i] == '\r' || line[i] == '\n'))
+		strlcpy(r->etag, md5, sizeof(r->etag));
 	return n;
 }
 
@@ -172,6 +200,8 @@ configure_request(CURL *c, const imgmod_s3_target *t, const char *method, const 
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, interrupt_check);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect_etag);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r->curl_error);
 	if (strcmp(method, "PUT") == 0)
 	{
@@ -440,6 +470,7 @@ imgmod_s3_put_many(const imgmod_s3_target *targets, imgmod_put_item *items, int 
 
 		it->ok = false;
 		it->error[0] = '\0';
+		it->etag[0] = '\0';
 		tr[i].r.body.limit = S3_ERROR_BODY_MAX;
 		/* Until curl reports the transfer done: not sent, so retryable. */
 		tr[i].r.curl_code = CURLE_FAILED_INIT;
@@ -507,6 +538,8 @@ imgmod_s3_put_many(const imgmod_s3_target *targets, imgmod_put_item *items, int 
 								  it->data, it->len, it->content_type, it->cache_control,
 								  S3_ERROR_BODY_MAX, &r, it->error, sizeof(it->error),
 								  &tr[i].r, tr[i].payload_sha256);
+		if (it->ok)
+			strlcpy(it->etag, r.etag, sizeof(it->etag));
 		free(r.body.data);
 		if (!it->ok)
 			failed++;
