@@ -134,7 +134,7 @@ record_failure(const imgmod_job *job, const char *message)
 
 		if (SPI_execute_with_args(
 								  "WITH img AS (UPDATE imgmod.images SET status = $4, last_error = $3, updated_at = now() "
-								  "             WHERE id = $1 AND status <> 'ready' AND $6 = 'render' RETURNING 1) "
+								  "             WHERE id = $1 AND status NOT IN ('ready', 'deleted') AND $6 = 'render' RETURNING 1) "
 								  "SELECT imgmod._emit($1, $5, $4, $6, $2, $3)",
 								  6, ftypes, values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "imgmod: could not emit the failure event");
@@ -208,7 +208,7 @@ imgmod_reclaim_orphaned_jobs(void)
 							  " RETURNING j.image_id, j.version, j.kind, j.state, j.attempts, j.last_error), "
 							  "img AS (UPDATE imgmod.images i SET status = CASE WHEN o.state = 'dead' THEN 'dead' ELSE 'received' END, "
 							  "        last_error = o.last_error, updated_at = now() "
-							  "   FROM orphan o WHERE i.id = o.image_id AND o.kind = 'render' AND i.status <> 'ready' RETURNING 1) "
+							  "   FROM orphan o WHERE i.id = o.image_id AND o.kind = 'render' AND i.status NOT IN ('ready', 'deleted') RETURNING 1) "
 							  "SELECT imgmod._emit(o.image_id, o.version, CASE WHEN o.state = 'dead' THEN 'dead' ELSE 'retried' END, "
 							  "                    o.kind, o.attempts, o.last_error) FROM orphan o",
 							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)

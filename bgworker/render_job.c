@@ -100,7 +100,7 @@ prepare_render(claimed_job *job, MemoryContext keep)
 
 	/* Only where the source is; its bytes are read after this commits. */
 	if (SPI_execute_with_args("SELECT v.staged IS NOT NULL, v.master_key, "
-							  "       coalesce(i.current_version, 0) > v.version "
+							  "       coalesce(i.current_version, 0) > v.version OR i.status = 'deleted' "
 							  "FROM imgmod.image_versions v JOIN imgmod.images i ON i.id = v.image_id "
 							  "WHERE v.image_id = $1 AND v.version = $2 FOR UPDATE OF i",
 							  2, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
@@ -118,7 +118,7 @@ prepare_render(claimed_job *job, MemoryContext keep)
 			elog(ERROR, "imgmod: could not supersede version %d", job->version);
 		values[0] = Int64GetDatum(job->job_id);
 		if (SPI_execute_with_args("UPDATE imgmod.jobs SET state = 'done', finished_at = now(), claimed_by = NULL, "
-								  "last_error = 'not rendered: a newer version was already current' WHERE id = $1",
+								  "last_error = 'not rendered: a newer version was already current, or the image was deleted' WHERE id = $1",
 								  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "imgmod: could not finish job %lld", (long long) job->job_id);
 		imgmod_job_commit_tx();
@@ -409,9 +409,12 @@ render_and_store(claimed_job *job, stored_object *hires, stored_object *master,
 	img_variant_results_free(results, (size_t) nspecs);
 }
 
-/* The image's current version (0 for none), row locked until commit. */
+/*
+ * The image's current version (0 for none) and whether imgmod.delete() was
+ * called on it meanwhile; the row stays locked until commit.
+ */
 static int32
-lock_current_version(int64 image_id)
+lock_current_version(int64 image_id, bool *deleted)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1];
@@ -419,9 +422,10 @@ lock_current_version(int64 image_id)
 	int32		current;
 
 	values[0] = Int64GetDatum(image_id);
-	if (SPI_execute_with_args("SELECT current_version FROM imgmod.images WHERE id = $1 FOR UPDATE",
+	if (SPI_execute_with_args("SELECT current_version, status = 'deleted' FROM imgmod.images WHERE id = $1 FOR UPDATE",
 							  1, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "imgmod: image %lld is gone", (long long) image_id);
+	*deleted = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	current = int_column(0, 1, &isnull);
 	return isnull ? 0 : current;
 }
@@ -431,7 +435,7 @@ lock_current_version(int64 image_id)
  * remember its presets so its Redis keys can be dropped after commit.
  */
 static void
-supersede(claimed_job *job, int32 version)
+supersede(claimed_job *job, int32 version, int retention_s)
 {
 	Oid			types[3] = {INT8OID, INT4OID, INT4OID};
 	Datum		values[3];
@@ -439,7 +443,7 @@ supersede(claimed_job *job, int32 version)
 
 	values[0] = Int64GetDatum(job->image_id);
 	values[1] = Int32GetDatum(version);
-	values[2] = Int32GetDatum(imgmod_superseded_retention_s);
+	values[2] = Int32GetDatum(retention_s);
 	if (SPI_execute_with_args("SELECT imgmod._supersede($1, $2, make_interval(secs => $3))",
 							  3, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "imgmod: could not supersede version %d of image %lld", version,
@@ -486,9 +490,10 @@ register_result(claimed_job *job, stored_object *hires, stored_object *master,
 	StringInfoData json;
 	char		etag[48];
 	int32		previous;
+	bool		deleted;
 
 	imgmod_job_begin_tx("imgmod: registering variants");
-	previous = lock_current_version(job->image_id);
+	previous = lock_current_version(job->image_id, &deleted);
 	initStringInfo(&json);
 	appendStringInfoChar(&json, '[');
 	for (int i = 0; i < job->npresets; i++)
@@ -544,13 +549,25 @@ register_result(claimed_job *job, stored_object *hires, stored_object *master,
 							  "         ready_at = CASE WHEN coalesce(current_version, 0) < $2 THEN now() ELSE ready_at END, "
 							  "         updated_at = now(), "
 							  "         last_error = CASE WHEN coalesce(current_version, 0) < $2 THEN NULL ELSE last_error END "
-							  "   WHERE id = $1 RETURNING 1), "
+							  "   WHERE id = $1 AND status <> 'deleted' RETURNING 1), "
 							  "job AS ("
 							  "  UPDATE imgmod.jobs SET state = 'done', finished_at = now(), claimed_by = NULL "
 							  "   WHERE id = $7 RETURNING 1) "
 							  "SELECT (SELECT count(*) FROM ver), (SELECT count(*) FROM img), (SELECT count(*) FROM job)",
 							  7, types, values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "imgmod: could not mark image %lld ready", (long long) job->image_id);
+
+	if (deleted)
+	{
+		/*
+		 * imgmod.delete() ran while this render was under way, and a purge
+		 * of this version may already have run: what was just stored is
+		 * purged (again) at once.  No ready events for a deleted image.
+		 */
+		supersede(job, job->version, 0);
+		imgmod_job_commit_tx();
+		return;
+	}
 
 	{
 		/*
@@ -590,7 +607,7 @@ register_result(claimed_job *job, stored_object *hires, stored_object *master,
 	 * (normally), or this one when a newer version got ready first.
 	 */
 	if (previous != 0 && previous != job->version)
-		supersede(job, Min(previous, job->version));
+		supersede(job, Min(previous, job->version), imgmod_superseded_retention_s);
 	imgmod_job_commit_tx();
 }
 

@@ -49,7 +49,7 @@ INSERT INTO imgmod.presets (name, width, height, fit, quality) VALUES
 CREATE TABLE imgmod.images (
     id               bigserial PRIMARY KEY,
     status           text NOT NULL DEFAULT 'received'
-                     CHECK (status IN ('received', 'processing', 'ready', 'failed', 'dead')),
+                     CHECK (status IN ('received', 'processing', 'ready', 'failed', 'dead', 'deleted')),
     current_version  integer,
     original_name    text,
     claimed_type     text,
@@ -69,7 +69,7 @@ CREATE TABLE imgmod.images (
 CREATE INDEX images_sha256_idx ON imgmod.images (sha256);
 COMMENT ON TABLE imgmod.images IS 'One row per uploaded image. status: received (queued), processing, ready, failed (a retry is scheduled) or dead (retries exhausted; see last_error and imgmod.retry()). After imgmod.replace() the status follows the new version while current_version keeps serving the old one; the source_*, sha256, width and height columns describe the newest bytes.';
 COMMENT ON COLUMN imgmod.images.id IS 'Image id returned by imgmod.upload().';
-COMMENT ON COLUMN imgmod.images.status IS 'received, processing, ready, failed (will retry) or dead (gave up).';
+COMMENT ON COLUMN imgmod.images.status IS 'received, processing, ready, failed (will retry), dead (gave up) or deleted (imgmod.delete(); its objects are purged).';
 COMMENT ON COLUMN imgmod.images.current_version IS 'The version served by imgmod.fetch() without a version; NULL until the first version is ready. It moves to a newer version only when that version is ready.';
 COMMENT ON COLUMN imgmod.images.original_name IS 'File name the caller claimed; kept only to detect mismatches.';
 COMMENT ON COLUMN imgmod.images.claimed_type IS 'Content type the caller claimed; kept only to detect mismatches.';
@@ -204,7 +204,7 @@ COMMENT ON TABLE imgmod.events IS 'Transactional outbox of status changes. Each 
 COMMENT ON COLUMN imgmod.events.id IS 'Event id; consumers de-duplicate on it.';
 COMMENT ON COLUMN imgmod.events.image_id IS 'The image.';
 COMMENT ON COLUMN imgmod.events.version IS 'The image version concerned.';
-COMMENT ON COLUMN imgmod.events.status IS 'received, stored, rendered, ready, failed, retried, dead, superseded or purged.';
+COMMENT ON COLUMN imgmod.events.status IS 'received, stored, rendered, ready, failed, retried, dead, superseded, purged or deleted.';
 COMMENT ON COLUMN imgmod.events.stage IS 'Pipeline stage: upload, render, store or purge.';
 COMMENT ON COLUMN imgmod.events.attempt IS 'Attempt number of the job, when one is concerned.';
 COMMENT ON COLUMN imgmod.events.error IS 'Error message for failed and dead.';
@@ -367,7 +367,7 @@ BEGIN
         RAISE EXCEPTION 'imgmod: image % does not exist', wait.image_id
               USING ERRCODE = 'no_data_found';
     END IF;
-    IF v_status IN ('ready', 'failed', 'dead') THEN
+    IF v_status IN ('ready', 'failed', 'dead', 'deleted') THEN
         RETURN v_status;
     END IF;
     IF current_setting('transaction_isolation') <> 'read committed' THEN
@@ -382,7 +382,7 @@ BEGIN
     END IF;
     LOOP
         SELECT i.status INTO v_status FROM imgmod.images i WHERE i.id = wait.image_id;
-        IF v_status IN ('ready', 'failed', 'dead') OR v_status IS NULL THEN
+        IF v_status IN ('ready', 'failed', 'dead', 'deleted') OR v_status IS NULL THEN
             RETURN coalesce(v_status, 'deleted');
         END IF;
         IF clock_timestamp() >= v_deadline THEN
@@ -393,7 +393,51 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION imgmod.wait(bigint, interval) IS
-  'Blocks until the image is ready, failed or dead, or the timeout passes; returns the status then. Must run in READ COMMITTED and after the upload committed.';
+  'Blocks until the image is ready, failed, dead or deleted, or the timeout passes; returns the status then. Must run in READ COMMITTED and after the upload committed.';
+
+CREATE FUNCTION imgmod.delete(image_id bigint)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE AS
+$$
+DECLARE
+    v_status text;
+    v_count integer := 0;
+    v_version integer;
+BEGIN
+    SELECT i.status INTO v_status FROM imgmod.images i WHERE i.id = delete.image_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'imgmod: image % does not exist', delete.image_id
+              USING ERRCODE = 'no_data_found';
+    END IF;
+    IF v_status = 'deleted' THEN
+        RETURN 0;
+    END IF;
+    -- Work not started yet is cancelled; a render already running finds the
+    -- image deleted when it registers, and supersedes its own version.
+    UPDATE imgmod.jobs j SET state = 'done', finished_at = now(), claimed_by = NULL,
+           last_error = 'cancelled: the image was deleted'
+     WHERE j.image_id = delete.image_id AND j.kind = 'render' AND j.state IN ('queued', 'dead');
+    UPDATE imgmod.images i SET status = 'deleted', current_version = NULL, updated_at = now()
+     WHERE i.id = delete.image_id;
+    PERFORM imgmod._emit(delete.image_id, NULL, 'deleted', 'purge', NULL, NULL);
+    -- Every version goes now, not after imgmod.superseded_retention: a
+    -- deletion (a withdrawn product, a takedown) means gone.
+    FOR v_version IN SELECT v.version FROM imgmod.image_versions v
+                      WHERE v.image_id = delete.image_id ORDER BY v.version
+    LOOP
+        IF imgmod._supersede(delete.image_id, v_version, interval '0') THEN
+            v_count := v_count + 1;
+        END IF;
+    END LOOP;
+    -- Versions superseded earlier and still waiting for their retention go now too.
+    UPDATE imgmod.jobs j SET next_attempt_at = now()
+     WHERE j.image_id = delete.image_id AND j.kind = 'purge' AND j.state = 'queued';
+    PERFORM imgmod.wake_workers();
+    RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION imgmod.delete(bigint) IS
+  'Deletes an image in the caller''s transaction: status deleted, nothing served any more, queued renders cancelled; after COMMIT the workers delete every version''s objects from both stores, its Redis keys and variant rows (purge jobs, retried until done). Returns how many versions were newly scheduled for purging; the image and version rows stay as history.';
 
 CREATE FUNCTION imgmod.retry(image_id bigint)
 RETURNS integer
@@ -449,7 +493,7 @@ COMMENT ON VIEW imgmod.queue IS 'Unfinished work and why it is not finished yet:
 
 CREATE VIEW imgmod.status_counts AS
 SELECT s.status, count(i.id) AS images
-  FROM unnest(ARRAY['received', 'processing', 'ready', 'failed', 'dead']) AS s(status)
+  FROM unnest(ARRAY['received', 'processing', 'ready', 'failed', 'dead', 'deleted']) AS s(status)
   LEFT JOIN imgmod.images i ON i.status = s.status
  GROUP BY s.status;
 COMMENT ON VIEW imgmod.status_counts IS 'Number of images in each status.';

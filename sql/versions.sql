@@ -81,3 +81,35 @@ SELECT kind, version, state FROM imgmod.jobs WHERE image_id = :id ORDER BY id;
 SELECT imgmod.fetch(:id, 'thumb', 1);
 SELECT imgmod.fetch(:id, 'original', 1);
 SELECT length(imgmod.fetch(:id, 'thumb')) > 0 AS v2_served;
+
+-- imgmod.delete(): nothing is served any more; every version's objects,
+-- variant rows and cache keys are purged at once (no retention).
+SELECT imgmod.delete(-1);
+BEGIN;
+SELECT imgmod.delete(:id);
+ROLLBACK;
+SELECT status, current_version FROM imgmod.images WHERE id = :id;
+SELECT object_key AS v2_thumb_key FROM imgmod.variants WHERE image_id = :id AND version = 2 AND preset = 'thumb' \gset
+SELECT imgmod.delete(:id) AS versions_to_purge;
+SELECT imgmod.wait(:id);
+SELECT status, current_version FROM imgmod.images WHERE id = :id;
+SELECT pg_temp.wait_purged(:id, 2);
+SELECT version, status FROM imgmod.image_versions WHERE image_id = :id ORDER BY version;
+SELECT count(*) AS variant_rows FROM imgmod.variants WHERE image_id = :id;
+SELECT pg_stat_file('imgmod/store/' || :'v2_thumb_key', true) IS NULL AS v2_thumb_gone;
+SELECT status, stage, version FROM imgmod.events WHERE image_id = :id AND status IN ('deleted', 'purged') ORDER BY id;
+SELECT imgmod.fetch(:id, 'thumb');
+SELECT imgmod.fetch(:id, 'original');
+SELECT imgmod.replace(:id, pg_read_binary_file(:'fx' || 'formats/webp_lossy.webp'));
+SELECT imgmod.delete(:id) AS again;
+
+-- Deleted before its render ran: the render is cancelled, nothing is stored.
+BEGIN;
+SELECT imgmod.upload(pg_read_binary_file(:'fx' || 'formats/jpeg_gray.jpg'), 'gone.jpg') AS gone \gset
+SELECT imgmod.delete(:gone) AS versions_to_purge;
+COMMIT;
+SELECT pg_temp.wait_purged(:gone, 1);
+SELECT kind, state, last_error FROM imgmod.jobs WHERE image_id = :gone ORDER BY id;
+SELECT hires_key IS NULL AS never_stored, status FROM imgmod.image_versions WHERE image_id = :gone;
+SELECT status, stage FROM imgmod.events WHERE image_id = :gone ORDER BY id;
+SELECT * FROM imgmod.status_counts WHERE status = 'deleted';

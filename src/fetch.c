@@ -12,6 +12,14 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 
+static void
+report_deleted(int64 image_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NO_DATA_FOUND),
+			 errmsg("imgmod: image %lld was deleted", (long long) image_id)));
+}
+
 /* The object of a master of (image, version or current), with errors that say why not. */
 static char *
 master_key(int64 image_id, bool original, FunctionCallInfo fcinfo)
@@ -38,6 +46,8 @@ master_key(int64 image_id, bool original, FunctionCallInfo fcinfo)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("imgmod: image %lld does not exist", (long long) image_id)));
+	if (strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3), "deleted") == 0)
+		report_deleted(image_id);
 	key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 	if (status != NULL && strcmp(status, "purged") == 0)
@@ -88,6 +98,8 @@ variant_key(int64 image_id, const char *preset, FunctionCallInfo fcinfo)
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("imgmod: image %lld does not exist", (long long) image_id)));
 	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	if (strcmp(status, "deleted") == 0)
+		report_deleted(image_id);
 	key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
 	version_status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
 	if (key == NULL && version_status != NULL && strcmp(version_status, "purged") == 0)

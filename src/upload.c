@@ -257,7 +257,7 @@ lock_image_for_new_version(int64 image_id)
 	int32		next;
 
 	values[0] = Int64GetDatum(image_id);
-	if (SPI_execute_with_args("SELECT 1 FROM imgmod.images WHERE id = $1 FOR UPDATE",
+	if (SPI_execute_with_args("SELECT status = 'deleted' FROM imgmod.images WHERE id = $1 FOR UPDATE",
 							  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "imgmod: could not lock image %lld", (long long) image_id);
 	if (SPI_processed == 0)
@@ -265,6 +265,11 @@ lock_image_for_new_version(int64 image_id)
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("imgmod.replace: image %lld does not exist", (long long) image_id),
 				 errhint("Create it with imgmod.upload(), which returns the image id.")));
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("imgmod.replace: image %lld was deleted", (long long) image_id),
+				 errhint("Upload the bytes as a new image with imgmod.upload().")));
 	if (SPI_execute_with_args("SELECT coalesce(max(version), 0) + 1 FROM imgmod.image_versions WHERE image_id = $1",
 							  1, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "imgmod: could not number the new version of image %lld", (long long) image_id);

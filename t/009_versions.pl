@@ -3,7 +3,8 @@
 # ready, version 1's Redis keys go at once and its objects in both S3
 # stores after imgmod.superseded_retention; a purge that meets a stopped
 # S3 server is retried until it completes; a version overtaken by a newer
-# one before it was rendered is superseded and purged too.
+# one before it was rendered is superseded and purged too; imgmod.delete()
+# purges every version at once, even one whose render was under way.
 use strict;
 use warnings;
 use FindBin;
@@ -146,6 +147,48 @@ is($node->safe_psql('postgres',
 is($node->safe_psql('postgres', "SELECT count(*) FROM imgmod.jobs WHERE image_id = $other AND state <> 'done'"), '0',
 	'every job done');
 is(redis_cli("--raw KEYS 'imgmod:$inst:$other:v[12]:*'"), '', 'no Redis key of versions 1 and 2');
+
+# --- delete(): every version's objects leave both buckets at once -----------
+my @v3 = objects_of($id, 3);
+is($node->safe_psql('postgres', "SELECT imgmod.delete($id)"), '1', 'delete() schedules the current version');
+ok(purged($id, 3), 'version 3 purged right away (no retention for a deletion)');
+is(statuses(@v3), join(' ', ('404') x 6), 'none of its 6 objects is left in either bucket');
+is(redis_cli("--raw KEYS 'imgmod:$inst:$id:*'"), '', 'no Redis key of the image is left');
+
+# --- delete() while a worker is rendering the image --------------------------
+# The worker is frozen mid-render; delete() commits and the other worker runs
+# the purge (nothing stored yet); then the frozen worker stores its objects,
+# finds the image deleted, and has them purged too.
+my $big = ppm_to_jpeg(gradient_ppm(6000, 4000), 85);
+my $racing = upload_bytes($node, $big, 'racing.jpg');
+# Frozen while decoding, when it holds no transaction and no lock (frozen
+# inside one, it would block delete() on the image row).
+ok($node->poll_query_until('postgres',
+		"SELECT a.query = 'imgmod: rendering' FROM imgmod.jobs j JOIN pg_stat_activity a ON a.pid = j.claimed_by "
+		  . "WHERE j.image_id = $racing AND j.kind = 'render'"), 'its render is running');
+my $pid = $node->safe_psql('postgres', "SELECT claimed_by FROM imgmod.jobs WHERE image_id = $racing AND kind = 'render'");
+kill 'STOP', $pid;
+is($node->safe_psql('postgres', "SELECT backend_xid IS NULL AND backend_xmin IS NULL FROM pg_stat_activity WHERE pid = $pid"),
+	't', 'the frozen worker holds no transaction');
+$node->safe_psql('postgres', "SELECT imgmod.delete($racing)");
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM imgmod.jobs WHERE image_id = $racing AND kind = 'purge' AND state = 'done'"),
+	'the first purge ran while the render was frozen');
+kill 'CONT', $pid;
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM imgmod.jobs WHERE image_id = $racing AND state <> 'done'"),
+	'the render finished and a second purge followed it');
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM imgmod.jobs WHERE image_id = $racing AND kind = 'purge'"), '2', 'two purges');
+is($node->safe_psql('postgres', "SELECT status FROM imgmod.image_versions WHERE image_id = $racing"), 'purged',
+	'the version ends purged');
+is($node->safe_psql('postgres', "SELECT count(*) FROM imgmod.events WHERE image_id = $racing AND status = 'ready'"), '0',
+	'no ready event for the deleted image (the render really was overtaken)');
+my @racing = (['hires', "hires/$racing/v1/original.jpg"], ['main', "masters/$racing/v1/master.jpg"],
+	map { ['main', "variants/$racing/v1/$_.jpg"] } qw(large medium small thumb));
+is(statuses(@racing), join(' ', ('404') x 6), 'none of the objects the late render stored is left');
+is(redis_cli("--raw KEYS 'imgmod:$inst:$racing:*'"), '', 'nor any Redis key it wrote');
+is($node->safe_psql('postgres', "SELECT status FROM imgmod.images WHERE id = $racing"), 'deleted', 'the image stays deleted');
 
 $node->stop;
 done_testing();
