@@ -59,6 +59,17 @@ SELECT image_id, version, preset, width, height, bytes, object_key FROM imgmod.v
 SELECT length(imgmod.fetch(:jpeg_id, 'medium')) AS medium_bytes,
        encode(substring(imgmod.fetch(:jpeg_id, 'medium') from 1 for 4), 'hex') AS starts_with;
 
+\echo '-- A new version: the logo replaced by the photo; version 1 is served until 2 is ready'
+SELECT imgmod.replace(:webp_id, pg_read_binary_file(:'samples' || '/jpeg_progressive_420.jpg'), 'logo-v2.jpg') AS new_version;
+SELECT imgmod.wait(:webp_id);
+SELECT version, status, origin, superseded_at IS NOT NULL AS superseded FROM imgmod.image_versions
+ WHERE image_id = :webp_id ORDER BY version;
+\echo '-- Version 1''s objects stay for imgmod.superseded_retention, then a purge job deletes them:'
+SELECT kind, version, why FROM imgmod.queue WHERE image_id = :webp_id;
+\echo '-- Deleting an image purges every version at once'
+SELECT imgmod.delete(:exif_id) AS versions_purged;
+SELECT imgmod.wait(:exif_id);
+
 \echo '-- Status events (also sent on LISTEN imgmod_status)'
 SELECT image_id, status, stage, payload->>'at' AS at FROM imgmod.events ORDER BY id;
 
