@@ -21,9 +21,18 @@
 
 #include "jobs.h"
 
+/*
+ * The context the caller allocates in.  Committing leaves
+ * CurrentMemoryContext at TopMemoryContext; without switching back, a job's
+ * buffers (several MB of source bytes each) would outlive the worker loop's
+ * per-job reset.
+ */
+static MemoryContext caller_context = NULL;
+
 void
 imgmod_job_begin_tx(const char *activity)
 {
+	caller_context = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
@@ -37,6 +46,7 @@ imgmod_job_commit_tx(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller_context);
 }
 
 static const char *

@@ -202,9 +202,13 @@ ensure_clients(void)
 	return true;
 }
 
+/* Where the caller allocates; commit leaves TopMemoryContext current. */
+static MemoryContext caller_context = NULL;
+
 static void
 begin_tx(void)
 {
+	caller_context = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
@@ -217,6 +221,7 @@ commit_tx(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller_context);
 }
 
 static void

@@ -6,7 +6,8 @@
  *
  * The deletes run outside any transaction and are idempotent (an object
  * already gone counts as deleted), so a purge interrupted by a crash or a
- * store outage is simply run again.  The current version is never purged.
+ * store outage is simply run again.  The current version is never purged,
+ * and a purge waits while a render of the same version is running.
  */
 #include "imgmod.h"
 
@@ -18,59 +19,72 @@
 
 #include "jobs.h"
 
+/*
+ * Every object the version can have, derived from the key scheme rather
+ * than only read from its rows: a render attempt that failed or died after
+ * some PUTs, or that stored its objects while this purge was planned, has
+ * written keys no row names.  Deleting a key that was never written is a
+ * harmless 204.
+ */
 typedef struct purge_plan
 {
-	char	   *hires_key;		/* NULL when never stored */
-	char	   *master_key;
-	int			nvariants;
-	char	  **variant_keys;
-	char	  **variant_presets;
+	char		hires_key[256];
+	char		master_key[256];
+	int			npresets;		/* presets the version had or could have had */
+	char	  **presets;
 } purge_plan;
 
-static char *
-copy_value(MemoryContext keep, int row, int col)
-{
-	char	   *v = SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
-
-	return v ? MemoryContextStrdup(keep, v) : NULL;
-}
-
-static void
+/*
+ * Plan the purge; false when a render of this version is still running:
+ * its objects would land after the deletes.  The job is then put back
+ * (without spending an attempt) to run once that render is over.
+ */
+static bool
 read_plan(const imgmod_job *job, purge_plan *plan, MemoryContext keep)
 {
-	Oid			types[2] = {INT8OID, INT4OID};
-	Datum		values[2];
-	char	   *current;
+	Oid			types[3] = {INT8OID, INT4OID, INT8OID};
+	Datum		values[3];
+	bool		isnull;
 
 	values[0] = Int64GetDatum(job->image_id);
 	values[1] = Int32GetDatum(job->version);
+	values[2] = Int64GetDatum(job->job_id);
 	imgmod_job_begin_tx("imgmod: planning a purge");
-	if (SPI_execute_with_args("SELECT v.hires_key, v.master_key, i.current_version "
+	if (SPI_execute_with_args("SELECT coalesce(i.current_version = v.version, false), "
+							  "       EXISTS (SELECT 1 FROM imgmod.jobs r WHERE r.image_id = v.image_id "
+							  "               AND r.version = v.version AND r.kind = 'render' AND r.state = 'running') "
 							  "FROM imgmod.image_versions v JOIN imgmod.images i ON i.id = v.image_id "
 							  "WHERE v.image_id = $1 AND v.version = $2",
-							  2, types, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+							  2, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "imgmod: image %lld version %d has no row in imgmod.image_versions",
 			 (long long) job->image_id, job->version);
-	current = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-	if (current != NULL && atoi(current) == job->version)
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 		elog(ERROR, "imgmod: refusing to purge version %d of image %lld: it is the current version",
 			 job->version, (long long) job->image_id);
-	plan->hires_key = copy_value(keep, 0, 1);
-	plan->master_key = copy_value(keep, 0, 2);
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
+	{
+		if (SPI_execute_with_args("UPDATE imgmod.jobs SET state = 'queued', attempts = attempts - 1, "
+								  "claimed_by = NULL, next_attempt_at = now() + interval '1 s', "
+								  "last_error = 'waiting for the render of this version to finish' WHERE id = $3",
+								  3, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "imgmod: could not postpone purge job %lld", (long long) job->job_id);
+		imgmod_job_commit_tx();
+		return false;
+	}
+	imgmod_hires_key(plan->hires_key, sizeof(plan->hires_key), job->image_id, job->version);
+	imgmod_master_key(plan->master_key, sizeof(plan->master_key), job->image_id, job->version);
 
-	if (SPI_execute_with_args("SELECT object_key, preset FROM imgmod.variants "
-							  "WHERE image_id = $1 AND version = $2 ORDER BY preset",
+	if (SPI_execute_with_args("SELECT preset FROM imgmod.variants WHERE image_id = $1 AND version = $2 "
+							  "UNION SELECT name FROM imgmod.presets ORDER BY 1",
 							  2, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "imgmod: could not list the variants to purge");
-	plan->nvariants = (int) SPI_processed;
-	plan->variant_keys = MemoryContextAllocZero(keep, sizeof(char *) * (plan->nvariants + 1));
-	plan->variant_presets = MemoryContextAllocZero(keep, sizeof(char *) * (plan->nvariants + 1));
-	for (int i = 0; i < plan->nvariants; i++)
-	{
-		plan->variant_keys[i] = copy_value(keep, i, 1);
-		plan->variant_presets[i] = copy_value(keep, i, 2);
-	}
+	plan->npresets = (int) SPI_processed;
+	plan->presets = MemoryContextAllocZero(keep, sizeof(char *) * (plan->npresets + 1));
+	for (int i = 0; i < plan->npresets; i++)
+		plan->presets[i] = MemoryContextStrdup(keep, SPI_getvalue(SPI_tuptable->vals[i],
+																   SPI_tuptable->tupdesc, 1));
 	imgmod_job_commit_tx();
+	return true;
 }
 
 static void
@@ -118,27 +132,24 @@ void
 imgmod_purge_job(const imgmod_job *job)
 {
 	purge_plan	plan;
+	char		key[256];
 	int			main_deleted = 0;
-	int			hires_deleted = 0;
 	int			cache_deleted;
 
 	memset(&plan, 0, sizeof(plan));
-	read_plan(job, &plan, CurrentMemoryContext);
+	if (!read_plan(job, &plan, CurrentMemoryContext))
+		return;
 
 	pgstat_report_activity(STATE_RUNNING, "imgmod: deleting superseded objects");
-	for (int i = 0; i < plan.nvariants; i++, main_deleted++)
-		delete_object(IMGMOD_STORE_MAIN, plan.variant_keys[i]);
-	if (plan.master_key != NULL)
+	for (int i = 0; i < plan.npresets; i++, main_deleted++)
 	{
-		delete_object(IMGMOD_STORE_MAIN, plan.master_key);
-		main_deleted++;
+		imgmod_variant_key(key, sizeof(key), job->image_id, job->version, plan.presets[i]);
+		delete_object(IMGMOD_STORE_MAIN, key);
 	}
-	if (plan.hires_key != NULL)
-	{
-		delete_object(IMGMOD_STORE_HIRES, plan.hires_key);
-		hires_deleted++;
-	}
-	cache_deleted = imgmod_cache_drop_version(job->image_id, job->version, plan.nvariants,
-											  plan.variant_presets);
-	finish_purge(job, main_deleted, hires_deleted, cache_deleted);
+	delete_object(IMGMOD_STORE_MAIN, plan.master_key);
+	main_deleted++;
+	delete_object(IMGMOD_STORE_HIRES, plan.hires_key);
+	cache_deleted = imgmod_cache_drop_version(job->image_id, job->version, plan.npresets,
+											  plan.presets);
+	finish_purge(job, main_deleted, 1, cache_deleted);
 }

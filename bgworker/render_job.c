@@ -100,7 +100,8 @@ prepare_render(claimed_job *job, MemoryContext keep)
 
 	/* Only where the source is; its bytes are read after this commits. */
 	if (SPI_execute_with_args("SELECT v.staged IS NOT NULL, v.master_key, "
-							  "       coalesce(i.current_version, 0) > v.version OR i.status = 'deleted' "
+							  "       coalesce(i.current_version, 0) > v.version OR i.status = 'deleted', "
+							  "       i.status = 'deleted' "
 							  "FROM imgmod.image_versions v JOIN imgmod.images i ON i.id = v.image_id "
 							  "WHERE v.image_id = $1 AND v.version = $2 FOR UPDATE OF i",
 							  2, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
@@ -112,10 +113,25 @@ prepare_render(claimed_job *job, MemoryContext keep)
 	MemoryContextSwitchTo(old);
 	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)))
 	{
-		values[2] = Int32GetDatum(imgmod_superseded_retention_s);
+		bool		deleted = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+		bool		superseded_now;
+
+		values[2] = Int32GetDatum(deleted ? 0 : imgmod_superseded_retention_s);
 		if (SPI_execute_with_args("SELECT imgmod._supersede($1, $2, make_interval(secs => $3))",
-								  3, types, values, NULL, false, 0) != SPI_OK_SELECT)
+								  3, types, values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "imgmod: could not supersede version %d", job->version);
+		superseded_now = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+		/*
+		 * An earlier attempt may have PUT objects before it failed or its
+		 * worker died, after the version's purge had already run: purge
+		 * once more.
+		 */
+		if (!superseded_now && job->attempt > 1 &&
+			SPI_execute_with_args("INSERT INTO imgmod.jobs (image_id, version, kind, next_attempt_at) "
+								  "VALUES ($1, $2, 'purge', now() + make_interval(secs => $3))",
+								  3, types, values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "imgmod: could not queue a purge of version %d", job->version);
 		values[0] = Int64GetDatum(job->job_id);
 		if (SPI_execute_with_args("UPDATE imgmod.jobs SET state = 'done', finished_at = now(), claimed_by = NULL, "
 								  "last_error = 'not rendered: a newer version was already current, or the image was deleted' WHERE id = $1",
@@ -448,8 +464,9 @@ supersede(claimed_job *job, int32 version, int retention_s)
 							  3, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "imgmod: could not supersede version %d of image %lld", version,
 			 (long long) job->image_id);
+	/* not read-only: the rows this transaction just wrote must be seen */
 	if (SPI_execute_with_args("SELECT preset FROM imgmod.variants WHERE image_id = $1 AND version = $2",
-							  2, types, values, NULL, true, 0) != SPI_OK_SELECT)
+							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "imgmod: could not list the variants of version %d", version);
 	job->superseded = version;
 	job->nsuperseded_presets = (int) SPI_processed;

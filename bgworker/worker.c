@@ -45,6 +45,12 @@ guarded_step(bool (*step) (void), MemoryContext loop_context)
 {
 	volatile bool did = false;
 
+	/*
+	 * Each step allocates in the loop context, reset after every job: a
+	 * step that committed a transaction leaves CurrentMemoryContext at
+	 * TopMemoryContext, where the next step's buffers would never be freed.
+	 */
+	MemoryContextSwitchTo(loop_context);
 	PG_TRY();
 	{
 		did = step();

@@ -148,7 +148,7 @@ COMMENT ON COLUMN imgmod.variants.width IS 'Width of the variant in pixels.';
 COMMENT ON COLUMN imgmod.variants.height IS 'Height of the variant in pixels.';
 COMMENT ON COLUMN imgmod.variants.bytes IS 'Size of the variant JPEG.';
 COMMENT ON COLUMN imgmod.variants.object_key IS 'Object key in the main store (characters [a-z0-9/._-] only).';
-COMMENT ON COLUMN imgmod.variants.etag IS 'Strong entity tag of the bytes (quoted MD5 hex, as S3 reports for a single PUT).';
+COMMENT ON COLUMN imgmod.variants.etag IS 'Strong entity tag of the bytes, quoted: the ETag the S3 store answered the PUT with (the MD5 hex of the bytes for a plain PUT), or the MD5 imgmod computed for the local store.';
 COMMENT ON COLUMN imgmod.variants.created_at IS 'When the variant was stored.';
 
 -- ---------------------------------------------------------------- work queue
@@ -429,9 +429,10 @@ BEGIN
             v_count := v_count + 1;
         END IF;
     END LOOP;
-    -- Versions superseded earlier and still waiting for their retention go now too.
-    UPDATE imgmod.jobs j SET next_attempt_at = now()
-     WHERE j.image_id = delete.image_id AND j.kind = 'purge' AND j.state = 'queued';
+    -- Versions superseded earlier and still waiting for their retention go
+    -- now too, and purges that had given up get a fresh set of attempts.
+    UPDATE imgmod.jobs j SET next_attempt_at = now(), state = 'queued', attempts = 0, finished_at = NULL
+     WHERE j.image_id = delete.image_id AND j.kind = 'purge' AND j.state IN ('queued', 'dead');
     PERFORM imgmod.wake_workers();
     RETURN v_count;
 END

@@ -117,6 +117,7 @@ imgmod_audit_flush(void)
 	INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID};
 	imgmod_audit_entry *batch;
 	int			n;
+	MemoryContext caller;
 
 	if (imgmod_state == NULL)
 		return 0;
@@ -134,6 +135,7 @@ imgmod_audit_flush(void)
 		batch[i] = imgmod_state->audit[(imgmod_state->audit_head + i) % IMGMOD_AUDIT_CAPACITY];
 	LWLockRelease(imgmod_state->lock);
 
+	caller = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
@@ -165,6 +167,7 @@ imgmod_audit_flush(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller);
 
 	LWLockAcquire(imgmod_state->lock, LW_EXCLUSIVE);
 	imgmod_state->audit_head = (imgmod_state->audit_head + n) % IMGMOD_AUDIT_CAPACITY;

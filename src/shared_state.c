@@ -230,10 +230,13 @@ bool
 imgmod_extension_installed(void)
 {
 	bool		installed;
+	MemoryContext caller = CurrentMemoryContext;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	installed = OidIsValid(get_extension_oid("imgmod", true));
 	CommitTransactionCommand();
+	/* Commit leaves TopMemoryContext current; the caller's loop context is reset, Top never. */
+	MemoryContextSwitchTo(caller);
 	return installed;
 }

@@ -400,6 +400,7 @@ imgmod_s3_get(const imgmod_s3_target *t, imgmod_store store, const char *key,
 	s3_result	r;
 	bytea	   *result;
 
+	memset(&r, 0, sizeof(r));
 	if (!s3_request(t, store, IMGMOD_VERB_GET, key, NULL, 0, NULL, NULL,
 					MaxAllocSize - VARHDRSZ, &r, errbuf, errsize))
 		return NULL;
@@ -418,6 +419,7 @@ imgmod_s3_delete(const imgmod_s3_target *t, imgmod_store store, const char *key,
 	s3_result	r;
 	bool		ok;
 
+	memset(&r, 0, sizeof(r));
 	ok = s3_request(t, store, IMGMOD_VERB_DELETE, key, NULL, 0, NULL, NULL,
 					S3_ERROR_BODY_MAX, &r, errbuf, errsize);
 	free(r.body.data);
@@ -478,6 +480,21 @@ imgmod_s3_put_many(const imgmod_s3_target *targets, imgmod_put_item *items, int 
 		if (!check_request(t, it->store, it->key, it->error, sizeof(it->error)))
 			continue;
 		imgmod_sha256_hex(it->data, it->len, tr[i].payload_sha256);
+	}
+
+	/*
+	 * From the first curl_multi_add_handle to the last remove, nothing may
+	 * ereport: a handle left in the static multi handle would point into
+	 * freed memory at the next batch.  So everything that can fail with an
+	 * error (hashing, allocation) happened above.
+	 */
+	for (int i = 0; i < n; i++)
+	{
+		imgmod_put_item *it = &items[i];
+		const imgmod_s3_target *t = &targets[it->store];
+
+		if (it->error[0] != '\0')
+			continue;
 		tr[i].easy = curl_easy_init();
 		if (tr[i].easy == NULL)
 		{

@@ -245,11 +245,12 @@ imgmod_upload(PG_FUNCTION_ARGS)
 }
 
 /*
- * Lock the image row (two replace() calls on one image get consecutive
- * versions) and return its next version number.
+ * Check that the image exists and is not deleted; with lock, lock its row
+ * (two replace() calls on one image get consecutive versions).  Returns its
+ * next version number.
  */
 static int32
-lock_image_for_new_version(int64 image_id)
+lock_image_for_new_version(int64 image_id, bool lock)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1];
@@ -257,7 +258,8 @@ lock_image_for_new_version(int64 image_id)
 	int32		next;
 
 	values[0] = Int64GetDatum(image_id);
-	if (SPI_execute_with_args("SELECT status = 'deleted' FROM imgmod.images WHERE id = $1 FOR UPDATE",
+	if (SPI_execute_with_args(lock ? "SELECT status = 'deleted' FROM imgmod.images WHERE id = $1 FOR UPDATE" :
+							  "SELECT status = 'deleted' FROM imgmod.images WHERE id = $1",
 							  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "imgmod: could not lock image %lld", (long long) image_id);
 	if (SPI_processed == 0)
@@ -348,16 +350,21 @@ imgmod_replace(PG_FUNCTION_ARGS)
 				 errmsg("imgmod.replace: image_id must not be NULL")));
 	image_id = PG_GETARG_INT64(0);
 
-	/* A missing image is reported before the bytes are decoded. */
+	/*
+	 * A missing or deleted image is reported before the bytes are decoded,
+	 * but the row is locked only after: a long decode must not hold up the
+	 * workers registering this image's other versions.
+	 */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "imgmod: SPI_connect failed");
-	version = lock_image_for_new_version(image_id);
+	(void) lock_image_for_new_version(image_id, false);
 	SPI_finish();
 
 	accept_upload(fcinfo, 1, "imgmod.replace", &up);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "imgmod: SPI_connect failed");
+	version = lock_image_for_new_version(image_id, true);
 	register_version(image_id, version, &up);
 	SPI_finish();
 	img_normalised_free(&up.norm);

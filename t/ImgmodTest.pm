@@ -13,7 +13,7 @@ our @EXPORT_OK = qw(
   upright_marked_ppm gradient_ppm ppm_to_jpeg jpegtran inverse_op_for
   with_metadata jpeg_segments jpeg_size decode_ppm pixel read_binary write_binary
   start_node sql_hex upload_bytes replace_bytes canary services service_conf require_services
-  s3_head_status
+  s3_head_status s3_head
 );
 
 my $TMP = tempdir(CLEANUP => 1);
@@ -272,13 +272,22 @@ sub service_conf
 sub s3_head_status
 {
 	my ($store, $key) = @_;
+	return (s3_head($store, $key))[0];
+}
+
+# (HTTP status, ETag without quotes) of a HEAD on an object.
+sub s3_head
+{
+	my ($store, $key) = @_;
 	my $p = $store eq 'hires' ? 'IMGMOD_HIRES_S3_' : 'IMGMOD_S3_';
 	my $region = $ENV{IMGMOD_S3_REGION} // 'us-east-1';
 	my $empty = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 	my $url = $ENV{"${p}ENDPOINT"} . '/' . $ENV{"${p}BUCKET"} . "/$key";
 	my $user = $ENV{"${p}ACCESS_KEY"} . ':' . $ENV{"${p}SECRET_KEY"};
-	my $code = `curl -s -o /dev/null -I -w '%{http_code}' --max-time 10 --aws-sigv4 'aws:amz:$region:s3' --user '$user' -H 'x-amz-content-sha256: $empty' '$url'`;
-	return $code;
+	my $out = `curl -s -I -w '\n%{http_code}' --max-time 10 --aws-sigv4 'aws:amz:$region:s3' --user '$user' -H 'x-amz-content-sha256: $empty' '$url'`;
+	my ($code) = $out =~ /(\d+)\s*\z/;
+	my ($etag) = $out =~ /^etag:\s*"?([^"\r\n]*)"?\r?$/mi;
+	return ($code // '000', $etag // '');
 }
 
 sub sql_hex
