@@ -144,7 +144,11 @@ record_failure(const imgmod_job *job, const char *message)
 
 		if (SPI_execute_with_args(
 								  "WITH img AS (UPDATE imgmod.images SET status = $4, last_error = $3, updated_at = now() "
-								  "             WHERE id = $1 AND status NOT IN ('ready', 'deleted') AND $6 = 'render' RETURNING 1) "
+								  "             WHERE id = $1 AND status NOT IN ('ready', 'deleted') AND $6 = 'render' "
+								  /* a newer version still on its way decides the image's status */
+								  "               AND NOT EXISTS (SELECT 1 FROM imgmod.jobs o WHERE o.image_id = $1 "
+								  "                   AND o.kind = 'render' AND o.version > $5 AND o.state IN ('queued', 'running')) "
+								  "             RETURNING 1) "
 								  "SELECT imgmod._emit($1, $5, $4, $6, $2, $3)",
 								  6, ftypes, values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "imgmod: could not emit the failure event");

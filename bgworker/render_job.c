@@ -574,14 +574,16 @@ register_result(claimed_job *job, stored_object *hires, stored_object *master,
 							  7, types, values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "imgmod: could not mark image %lld ready", (long long) job->image_id);
 
-	if (deleted)
+	if (deleted || previous > job->version)
 	{
 		/*
-		 * imgmod.delete() ran while this render was under way, and a purge
-		 * of this version may already have run: what was just stored is
-		 * purged (again) at once.  No ready events for a deleted image.
+		 * Overtaken while it was rendered: a newer version became current
+		 * (this one is superseded at once, kept for the retention), or
+		 * imgmod.delete() ran and a purge of this version may already have
+		 * run (what was just stored is purged, again, at once).  Either
+		 * way it announces no ready.
 		 */
-		supersede(job, job->version, 0);
+		supersede(job, job->version, deleted ? 0 : imgmod_superseded_retention_s);
 		imgmod_job_commit_tx();
 		return;
 	}
@@ -619,12 +621,9 @@ register_result(claimed_job *job, stored_object *hires, stored_object *master,
 			elog(ERROR, "imgmod: could not emit the status events");
 	}
 
-	/*
-	 * One of the two versions is now obsolete: the one that was current
-	 * (normally), or this one when a newer version got ready first.
-	 */
-	if (previous != 0 && previous != job->version)
-		supersede(job, Min(previous, job->version), imgmod_superseded_retention_s);
+	/* The version this one replaces is now obsolete. */
+	if (previous != 0 && previous < job->version)
+		supersede(job, previous, imgmod_superseded_retention_s);
 	imgmod_job_commit_tx();
 }
 
