@@ -17,37 +17,8 @@
 #include "pgstat.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 
 #include "jobs.h"
-
-/*
- * The context the caller allocates in.  Committing leaves
- * CurrentMemoryContext at TopMemoryContext; without switching back, a job's
- * buffers (several MB of source bytes each) would outlive the worker loop's
- * per-job reset.
- */
-static MemoryContext caller_context = NULL;
-
-void
-imgmod_job_begin_tx(const char *activity)
-{
-	caller_context = CurrentMemoryContext;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, activity);
-}
-
-void
-imgmod_job_commit_tx(void)
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(caller_context);
-}
 
 static const char *
 kind_name(imgmod_job_kind kind)
@@ -69,12 +40,12 @@ claim_job(imgmod_job *job)
 	bool		isnull;
 	char	   *kind;
 
-	imgmod_job_begin_tx("imgmod: claiming a job");
+	imgmod_bg_begin_tx("imgmod: claiming a job");
 	if (SPI_execute(claim, false, 1) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "imgmod: job claim failed");
 	if (SPI_processed == 0)
 	{
-		imgmod_job_commit_tx();
+		imgmod_bg_commit_tx();
 		return false;
 	}
 	row = SPI_tuptable->vals[0];
@@ -89,7 +60,7 @@ claim_job(imgmod_job *job)
 	/* Every kind may touch Redis, whose keys carry the installation id. */
 	if (SPI_execute("SELECT id::text FROM imgmod.installation", true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 		imgmod_cache_set_namespace(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-	imgmod_job_commit_tx();
+	imgmod_bg_commit_tx();
 	return true;
 }
 
@@ -119,7 +90,7 @@ record_failure(const imgmod_job *job, const char *message)
 	Datum		values[6];
 	bool		dead = job->attempt >= imgmod_max_attempts;
 
-	imgmod_job_begin_tx("imgmod: recording a failure");
+	imgmod_bg_begin_tx("imgmod: recording a failure");
 	values[0] = Int64GetDatum(job->job_id);
 	values[1] = Int32GetDatum(imgmod_max_attempts);
 	values[2] = CStringGetTextDatum(message);
@@ -153,7 +124,7 @@ record_failure(const imgmod_job *job, const char *message)
 								  6, ftypes, values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "imgmod: could not emit the failure event");
 	}
-	imgmod_job_commit_tx();
+	imgmod_bg_commit_tx();
 	ereport(dead ? WARNING : LOG,
 			(errmsg("imgmod: %s of image %lld version %d, attempt %d, failed%s: %s",
 					kind_name(job->kind), (long long) job->image_id, job->version, job->attempt,
@@ -206,7 +177,7 @@ imgmod_reclaim_orphaned_jobs(void)
 	Datum		values[1];
 	uint64		n;
 
-	imgmod_job_begin_tx("imgmod: reclaiming orphaned jobs");
+	imgmod_bg_begin_tx("imgmod: reclaiming orphaned jobs");
 	values[0] = Int32GetDatum(imgmod_max_attempts);
 	/* An attempt that killed its worker counts: a poison image ends dead. */
 	if (SPI_execute_with_args(
@@ -228,7 +199,7 @@ imgmod_reclaim_orphaned_jobs(void)
 							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "imgmod: could not reclaim orphaned jobs");
 	n = SPI_processed;
-	imgmod_job_commit_tx();
+	imgmod_bg_commit_tx();
 	if (n > 0)
 		elog(LOG, "imgmod: re-queued %llu job(s) whose worker exited mid-job", (unsigned long long) n);
 	return n > 0;

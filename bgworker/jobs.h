@@ -33,8 +33,4 @@ bool		imgmod_reclaim_orphaned_jobs(void);
 void		imgmod_render_job(const imgmod_job *job);
 void		imgmod_purge_job(const imgmod_job *job);
 
-/* A short transaction with SPI and a snapshot, named in pg_stat_activity. */
-void		imgmod_job_begin_tx(const char *activity);
-void		imgmod_job_commit_tx(void);
-
 #endif

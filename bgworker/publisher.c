@@ -39,7 +39,6 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 PGDLLEXPORT void imgmod_publisher_main(Datum main_arg);
@@ -202,28 +201,6 @@ ensure_clients(void)
 	return true;
 }
 
-/* Where the caller allocates; commit leaves TopMemoryContext current. */
-static MemoryContext caller_context = NULL;
-
-static void
-begin_tx(void)
-{
-	caller_context = CurrentMemoryContext;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-}
-
-static void
-commit_tx(void)
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(caller_context);
-}
-
 static void
 mark_published(void)
 {
@@ -234,7 +211,7 @@ mark_published(void)
 
 	if (nacked == 0)
 		return;
-	begin_tx();
+	imgmod_bg_begin_tx(NULL);
 	ids = palloc(sizeof(Datum) * nacked);
 	for (int i = 0; i < nacked; i++)
 		ids[i] = Int64GetDatum(acked[i]);
@@ -243,7 +220,7 @@ mark_published(void)
 	if (SPI_execute_with_args("UPDATE imgmod.events SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL",
 							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "imgmod publisher: could not mark events published");
-	commit_tx();
+	imgmod_bg_commit_tx();
 	nacked = 0;
 }
 
@@ -269,7 +246,7 @@ publish_batch(void)
 		return false;
 	}
 
-	begin_tx();
+	imgmod_bg_begin_tx(NULL);
 	if (SPI_execute("SELECT id, image_id, payload::text FROM imgmod.events "
 					"WHERE published_at IS NULL ORDER BY id LIMIT " CppAsString2(PUBLISH_BATCH),
 					true, 0) != SPI_OK_SELECT)
@@ -288,7 +265,7 @@ publish_batch(void)
 		p = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
 		payloads[i] = MemoryContextStrdup(loop, p);
 	}
-	commit_tx();
+	imgmod_bg_commit_tx();
 	if (n == 0)
 		return false;
 
@@ -367,13 +344,13 @@ consume_retry_requests(void)
 			Oid			types[1] = {INT8OID};
 			Datum		values[1] = {Int64GetDatum(image_id)};
 
-			begin_tx();
+			imgmod_bg_begin_tx(NULL);
 			if (SPI_execute_with_args("SELECT imgmod.retry(id) FROM imgmod.images WHERE id = $1",
 									  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
 				elog(ERROR, "imgmod publisher: retry of image %lld failed", (long long) image_id);
 			if (SPI_processed == 0)
 				elog(LOG, "imgmod publisher: retry request for unknown image %lld ignored", (long long) image_id);
-			commit_tx();
+			imgmod_bg_commit_tx();
 			any = true;
 		}
 		PG_CATCH();
@@ -393,14 +370,14 @@ trim_outbox(void)
 	Oid			types[2] = {INT4OID, BOOLOID};
 	Datum		values[2];
 
-	begin_tx();
+	imgmod_bg_begin_tx(NULL);
 	values[0] = Int32GetDatum(imgmod_outbox_retention_s);
 	values[1] = BoolGetDatum(producer != NULL);
 	if (SPI_execute_with_args("DELETE FROM imgmod.events WHERE created_at < now() - make_interval(secs => $1) "
 							  "AND (published_at IS NOT NULL OR NOT $2)",
 							  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "imgmod publisher: could not trim the outbox");
-	commit_tx();
+	imgmod_bg_commit_tx();
 }
 
 void

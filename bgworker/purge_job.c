@@ -49,7 +49,7 @@ read_plan(const imgmod_job *job, purge_plan *plan, MemoryContext keep)
 	values[0] = Int64GetDatum(job->image_id);
 	values[1] = Int32GetDatum(job->version);
 	values[2] = Int64GetDatum(job->job_id);
-	imgmod_job_begin_tx("imgmod: planning a purge");
+	imgmod_bg_begin_tx("imgmod: planning a purge");
 	if (SPI_execute_with_args("SELECT coalesce(i.current_version = v.version, false), "
 							  "       EXISTS (SELECT 1 FROM imgmod.jobs r WHERE r.image_id = v.image_id "
 							  "               AND r.version = v.version AND r.kind = 'render' AND r.state = 'running') "
@@ -68,7 +68,7 @@ read_plan(const imgmod_job *job, purge_plan *plan, MemoryContext keep)
 								  "last_error = 'waiting for the render of this version to finish' WHERE id = $3",
 								  3, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "imgmod: could not postpone purge job %lld", (long long) job->job_id);
-		imgmod_job_commit_tx();
+		imgmod_bg_commit_tx();
 		return false;
 	}
 	imgmod_hires_key(plan->hires_key, sizeof(plan->hires_key), job->image_id, job->version);
@@ -83,7 +83,7 @@ read_plan(const imgmod_job *job, purge_plan *plan, MemoryContext keep)
 	for (int i = 0; i < plan->npresets; i++)
 		plan->presets[i] = MemoryContextStrdup(keep, SPI_getvalue(SPI_tuptable->vals[i],
 																   SPI_tuptable->tupdesc, 1));
-	imgmod_job_commit_tx();
+	imgmod_bg_commit_tx();
 	return true;
 }
 
@@ -111,7 +111,7 @@ finish_purge(const imgmod_job *job, int main_deleted, int hires_deleted, int cac
 	values[3] = Int32GetDatum(hires_deleted);
 	values[4] = Int32GetDatum(cache_deleted);
 	values[5] = Int64GetDatum(job->job_id);
-	imgmod_job_begin_tx("imgmod: registering a purge");
+	imgmod_bg_begin_tx("imgmod: registering a purge");
 	if (SPI_execute_with_args(
 							  "WITH gone AS (DELETE FROM imgmod.variants WHERE image_id = $1 AND version = $2 RETURNING 1), "
 							  "ver AS (UPDATE imgmod.image_versions SET status = 'purged', purged_at = now(), staged = NULL "
@@ -125,7 +125,7 @@ finish_purge(const imgmod_job *job, int main_deleted, int hires_deleted, int cac
 							  6, types, values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "imgmod: could not register the purge of image %lld version %d",
 			 (long long) job->image_id, job->version);
-	imgmod_job_commit_tx();
+	imgmod_bg_commit_tx();
 }
 
 void

@@ -94,7 +94,7 @@ prepare_render(claimed_job *job, MemoryContext keep)
 	bool		isnull;
 	MemoryContext old;
 
-	imgmod_job_begin_tx("imgmod: preparing a render");
+	imgmod_bg_begin_tx("imgmod: preparing a render");
 	values[0] = Int64GetDatum(job->image_id);
 	values[1] = Int32GetDatum(job->version);
 
@@ -137,7 +137,7 @@ prepare_render(claimed_job *job, MemoryContext keep)
 								  "last_error = 'not rendered: a newer version was already current, or the image was deleted' WHERE id = $1",
 								  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "imgmod: could not finish job %lld", (long long) job->job_id);
-		imgmod_job_commit_tx();
+		imgmod_bg_commit_tx();
 		return false;
 	}
 	if (SPI_execute_with_args("UPDATE imgmod.images SET status = 'processing', updated_at = now() "
@@ -172,7 +172,7 @@ prepare_render(claimed_job *job, MemoryContext keep)
 		p->spec.geometry.allow_upscale =
 			DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 6, &isnull));
 	}
-	imgmod_job_commit_tx();
+	imgmod_bg_commit_tx();
 	return true;
 }
 
@@ -209,7 +209,7 @@ load_source(claimed_job *job)
 
 		values[0] = Int64GetDatum(job->image_id);
 		values[1] = Int32GetDatum(job->version);
-		imgmod_job_begin_tx("imgmod: reading the staged master");
+		imgmod_bg_begin_tx("imgmod: reading the staged master");
 		if (SPI_execute_with_args("SELECT staged FROM imgmod.image_versions WHERE image_id = $1 AND version = $2",
 								  2, types, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 		{
@@ -217,18 +217,18 @@ load_source(claimed_job *job)
 
 			if (!isnull)
 			{
-				bytea	   *b = DatumGetByteaPP(staged);
+				/* fetched from TOAST straight into the job's memory: one copy */
 				MemoryContext old = MemoryContextSwitchTo(keep);
+				bytea	   *b = DatumGetByteaPCopy(staged);
 
-				job->source_len = VARSIZE_ANY_EXHDR(b);
-				job->source = palloc(job->source_len);
-				memcpy(job->source, VARDATA_ANY(b), job->source_len);
 				MemoryContextSwitchTo(old);
+				job->source_len = VARSIZE(b) - VARHDRSZ;
+				job->source = (uint8_t *) VARDATA(b);
 				job->source_is_staged = true;
 				job->source_origin = "staged";
 			}
 		}
-		imgmod_job_commit_tx();
+		imgmod_bg_commit_tx();
 		if (job->source != NULL)
 			return;
 	}
@@ -509,7 +509,7 @@ register_result(claimed_job *job, stored_object *hires, stored_object *master,
 	int32		previous;
 	bool		deleted;
 
-	imgmod_job_begin_tx("imgmod: registering variants");
+	imgmod_bg_begin_tx("imgmod: registering variants");
 	previous = lock_current_version(job->image_id, &deleted);
 	initStringInfo(&json);
 	appendStringInfoChar(&json, '[');
@@ -584,7 +584,7 @@ register_result(claimed_job *job, stored_object *hires, stored_object *master,
 		 * way it announces no ready.
 		 */
 		supersede(job, job->version, deleted ? 0 : imgmod_superseded_retention_s);
-		imgmod_job_commit_tx();
+		imgmod_bg_commit_tx();
 		return;
 	}
 
@@ -624,7 +624,7 @@ register_result(claimed_job *job, stored_object *hires, stored_object *master,
 	/* The version this one replaces is now obsolete. */
 	if (previous != 0 && previous < job->version)
 		supersede(job, previous, imgmod_superseded_retention_s);
-	imgmod_job_commit_tx();
+	imgmod_bg_commit_tx();
 }
 
 

@@ -8,6 +8,7 @@
  * limits.  A failure must leave no master behind.  Leaks are caught by
  * LeakSanitizer.
  */
+#include "fuzz_limits.h"
 #include "imgcore.h"
 
 #include <stdlib.h>
@@ -24,10 +25,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	img_error	err;
 	img_status	st;
 
-	img_limits_default(&lim);
-	lim.max_pixels = 4 * 1000 * 1000;
-	lim.max_side = 4096;
-	lim.max_bytes = 16 * 1024 * 1024;
+	fuzz_limits(&lim);
 	opt.master_quality = 85;
 	opt.background[0] = opt.background[1] = opt.background[2] = 255;
 

@@ -7,6 +7,7 @@
  * both results are JPEGs of the exact size img_geometry_place gives for
  * the upright source; on failure every result is empty.
  */
+#include "fuzz_limits.h"
 #include "imgcore.h"
 
 #include <stdlib.h>
@@ -25,10 +26,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	img_error	err;
 	img_status	st;
 
-	img_limits_default(&lim);
-	lim.max_pixels = 4 * 1000 * 1000;
-	lim.max_side = 4096;
-	lim.max_bytes = 16 * 1024 * 1024;
+	fuzz_limits(&lim);
 	memset(specs, 0, sizeof(specs));
 	specs[0].geometry.box_width = 64;
 	specs[0].geometry.fit = IMG_FIT_CONTAIN;

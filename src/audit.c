@@ -21,7 +21,6 @@
 #include "storage/lwlock.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "common/ip.h"
 
@@ -117,7 +116,6 @@ imgmod_audit_flush(void)
 	INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID};
 	imgmod_audit_entry *batch;
 	int			n;
-	MemoryContext caller;
 
 	if (imgmod_state == NULL)
 		return 0;
@@ -135,11 +133,7 @@ imgmod_audit_flush(void)
 		batch[i] = imgmod_state->audit[(imgmod_state->audit_head + i) % IMGMOD_AUDIT_CAPACITY];
 	LWLockRelease(imgmod_state->lock);
 
-	caller = CurrentMemoryContext;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	imgmod_bg_begin_tx(NULL);
 	for (int i = 0; i < n; i++)
 	{
 		imgmod_audit_entry *e = &batch[i];
@@ -164,10 +158,7 @@ imgmod_audit_flush(void)
 		if (SPI_execute_with_args(sql, 14, types, values, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "imgmod: could not record a rejection");
 	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(caller);
+	imgmod_bg_commit_tx();
 
 	LWLockAcquire(imgmod_state->lock, LW_EXCLUSIVE);
 	imgmod_state->audit_head = (imgmod_state->audit_head + n) % IMGMOD_AUDIT_CAPACITY;

@@ -83,6 +83,13 @@ void		imgmod_publisher_attach(void);
 bool		imgmod_extension_installed(void);
 /* Workers currently attached. */
 int			imgmod_attached_worker_count(void);
+/*
+ * A background process's short transaction (SPI connected, snapshot
+ * pushed, activity named in pg_stat_activity unless NULL); the commit
+ * returns to the memory context the caller was in.
+ */
+void		imgmod_bg_begin_tx(const char *activity);
+void		imgmod_bg_commit_tx(void);
 /* Wake workers when the current transaction commits (never on abort). */
 void		imgmod_wake_workers_at_commit(void);
 
