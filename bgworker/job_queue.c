@@ -17,6 +17,7 @@
 #include "pgstat.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "jobs.h"
 
@@ -31,7 +32,7 @@ claim_job(imgmod_job *job)
 {
 	static const char *claim =
 		"UPDATE imgmod.jobs j SET state = 'running', attempts = j.attempts + 1, "
-		"       claimed_by = pg_backend_pid(), claimed_at = now() "
+		"       claimed_by = pg_backend_pid(), claimed_by_start = $1, claimed_at = now() "
 		" WHERE j.id = (SELECT id FROM imgmod.jobs WHERE state = 'queued' AND next_attempt_at <= now() "
 		"               ORDER BY next_attempt_at, id FOR UPDATE SKIP LOCKED LIMIT 1) "
 		"RETURNING j.id, j.image_id, j.version, j.attempts, j.kind";
@@ -40,8 +41,13 @@ claim_job(imgmod_job *job)
 	bool		isnull;
 	char	   *kind;
 
+	Oid			types[1] = {TIMESTAMPTZOID};
+	Datum		values[1];
+
+	/* PID and start time together name this process; a PID alone is reused. */
+	values[0] = TimestampTzGetDatum(MyStartTimestamp);
 	imgmod_bg_begin_tx("imgmod: claiming a job");
-	if (SPI_execute(claim, false, 1) != SPI_OK_UPDATE_RETURNING)
+	if (SPI_execute_with_args(claim, 1, types, values, NULL, false, 1) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "imgmod: job claim failed");
 	if (SPI_processed == 0)
 	{
@@ -81,10 +87,12 @@ backoff_ms(int attempt)
 /*
  * Record a failed attempt in a fresh transaction; the job is retried or
  * dead.  Only a render failure changes the image's status: a purge that
- * cannot reach the store does not make a served image "failed".
+ * cannot reach the store does not make a served image "failed".  summary
+ * goes to the image and the status event (subscribers, Kafka); details (a
+ * server's own words, endpoints) only to the job row, which operators read.
  */
 static void
-record_failure(const imgmod_job *job, const char *message)
+record_failure(const imgmod_job *job, const char *summary, const char *details)
 {
 	Oid			types[6] = {INT8OID, INT4OID, TEXTOID, INT8OID, INT4OID, TEXTOID};
 	Datum		values[6];
@@ -93,7 +101,7 @@ record_failure(const imgmod_job *job, const char *message)
 	imgmod_bg_begin_tx("imgmod: recording a failure");
 	values[0] = Int64GetDatum(job->job_id);
 	values[1] = Int32GetDatum(imgmod_max_attempts);
-	values[2] = CStringGetTextDatum(message);
+	values[2] = CStringGetTextDatum(details);
 	values[3] = Int64GetDatum(backoff_ms(job->attempt));
 	if (SPI_execute_with_args(
 							  "UPDATE imgmod.jobs SET "
@@ -107,6 +115,7 @@ record_failure(const imgmod_job *job, const char *message)
 
 	values[0] = Int64GetDatum(job->image_id);
 	values[1] = Int32GetDatum(job->attempt);
+	values[2] = CStringGetTextDatum(summary);
 	values[3] = CStringGetTextDatum(dead ? "dead" : "failed");
 	values[4] = Int32GetDatum(job->version);
 	values[5] = CStringGetTextDatum(kind_name(job->kind));
@@ -129,7 +138,37 @@ record_failure(const imgmod_job *job, const char *message)
 			(errmsg("imgmod: %s of image %lld version %d, attempt %d, failed%s: %s",
 					kind_name(job->kind), (long long) job->image_id, job->version, job->attempt,
 					dead ? "; no attempts left, the job is dead" : "; it will be retried",
-					message)));
+					details)));
+}
+
+/*
+ * When even recording the failure failed (the events insert raised, a
+ * trigger refused, the disk was full for a moment): put the job back in the
+ * queue with nothing but the job row touched, so it is not left 'running'
+ * under a worker that is alive and will never finish it.  Should this fail
+ * too, the job is still claimed by this process, and the reclaim pass that
+ * runs between jobs treats any job this process still holds as orphaned.
+ */
+static void
+release_unrecorded_failure(const imgmod_job *job, const char *details, const char *why)
+{
+	Oid			types[3] = {INT8OID, TEXTOID, INT8OID};
+	Datum		values[3];
+
+	imgmod_bg_begin_tx("imgmod: releasing a failed job");
+	values[0] = Int64GetDatum(job->job_id);
+	values[1] = CStringGetTextDatum(psprintf("%s (and recording this failure failed: %s)", details, why));
+	values[2] = Int64GetDatum(backoff_ms(job->attempt));
+	if (SPI_execute_with_args("UPDATE imgmod.jobs SET "
+							  " state = 'queued', claimed_by = NULL, last_error = $2, "
+							  " next_attempt_at = pg_catalog.now() + pg_catalog.make_interval(secs => $3 / 1000.0) "
+							  "WHERE id = $1 AND state = 'running'",
+							  3, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "imgmod: could not release job %lld", (long long) job->job_id);
+	imgmod_bg_commit_tx();
+	ereport(WARNING,
+			(errmsg("imgmod: the failure of job %lld (image %lld) could not be recorded: %s; the job was re-queued",
+					(long long) job->job_id, (long long) job->image_id, why)));
 }
 
 bool
@@ -138,7 +177,8 @@ imgmod_run_one_job(void)
 	MemoryContext job_context = CurrentMemoryContext;
 	imgmod_job	job;
 	volatile bool failed = false;
-	char	   *volatile message = NULL;
+	char	   *volatile summary = NULL;
+	char	   *volatile details = NULL;
 
 	memset(&job, 0, sizeof(job));
 	if (!claim_job(&job))
@@ -159,26 +199,45 @@ imgmod_run_one_job(void)
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		message = pstrdup(edata->message);
+		summary = pstrdup(edata->message);
+		details = edata->detail ? psprintf("%s: %s", edata->message, edata->detail) : summary;
 		FreeErrorData(edata);
 		failed = true;
 	}
 	PG_END_TRY();
 
 	if (failed)
-		record_failure(&job, message);
+	{
+		PG_TRY();
+		{
+			record_failure(&job, summary, details);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(job_context);
+			edata = CopyErrorData();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			release_unrecorded_failure(&job, details, edata->message);
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+	}
 	return true;
 }
 
 bool
 imgmod_reclaim_orphaned_jobs(void)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		values[1];
+	Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
+	Datum		values[2];
 	uint64		n;
 
 	imgmod_bg_begin_tx("imgmod: reclaiming orphaned jobs");
 	values[0] = Int32GetDatum(imgmod_max_attempts);
+	values[1] = TimestampTzGetDatum(MyStartTimestamp);
 	/* An attempt that killed its worker counts: a poison image ends dead. */
 	if (SPI_execute_with_args(
 							  "WITH orphan AS ("
@@ -186,17 +245,22 @@ imgmod_reclaim_orphaned_jobs(void)
 							  "  state = CASE WHEN j.attempts >= $1 THEN 'dead' ELSE 'queued' END, "
 							  "  finished_at = CASE WHEN j.attempts >= $1 THEN now() END, "
 							  "  next_attempt_at = now(), "
-							  "  last_error = 'worker ' || j.claimed_by || ' exited during attempt ' || j.attempts, "
+							  "  last_error = CASE WHEN j.claimed_by = pg_backend_pid() "
+							  "                    THEN 'worker ' || j.claimed_by || ' could not record the end of attempt ' || j.attempts "
+							  "                    ELSE 'worker ' || j.claimed_by || ' exited during attempt ' || j.attempts END, "
 							  "  claimed_by = NULL "
-							  " WHERE j.state = 'running' AND NOT EXISTS ("
-							  "  SELECT 1 FROM pg_stat_activity a WHERE a.pid = j.claimed_by AND a.backend_type = 'imgmod worker') "
+							  " WHERE j.state = 'running' AND ("
+							  /* a worker runs one job at a time and calls this between jobs */
+							  "  (j.claimed_by = pg_backend_pid() AND j.claimed_by_start = $2) "
+							  "  OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = j.claimed_by "
+							  "                 AND a.backend_start = j.claimed_by_start AND a.backend_type = 'imgmod worker')) "
 							  " RETURNING j.image_id, j.version, j.kind, j.state, j.attempts, j.last_error), "
 							  "img AS (UPDATE imgmod.images i SET status = CASE WHEN o.state = 'dead' THEN 'dead' ELSE 'received' END, "
 							  "        last_error = o.last_error, updated_at = now() "
 							  "   FROM orphan o WHERE i.id = o.image_id AND o.kind = 'render' AND i.status NOT IN ('ready', 'deleted') RETURNING 1) "
 							  "SELECT imgmod._emit(o.image_id, o.version, CASE WHEN o.state = 'dead' THEN 'dead' ELSE 'retried' END, "
 							  "                    o.kind, o.attempts, o.last_error) FROM orphan o",
-							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "imgmod: could not reclaim orphaned jobs");
 	n = SPI_processed;
 	imgmod_bg_commit_tx();

@@ -95,8 +95,9 @@ delete_object(imgmod_store store, const char *key)
 	if (!imgmod_store_delete(store, key, errbuf, sizeof(errbuf)))
 		ereport(ERROR,
 				(errcode(ERRCODE_IO_ERROR),
-				 errmsg("imgmod: deleting %s from the %s store failed: %s", key,
-						imgmod_store_name(store), errbuf)));
+				 errmsg("imgmod: deleting %s from the %s store failed", key,
+						imgmod_store_name(store)),
+				 errdetail("%s", errbuf)));
 }
 
 static void

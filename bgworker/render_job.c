@@ -47,6 +47,7 @@ typedef struct claimed_job
 	int			nsuperseded_presets;
 	bool		has_staged;		/* the version's row still holds the normalised master */
 	char	   *master_key;		/* compressed master, once stored */
+	char		master_sha256[65];	/* digest of the full-resolution master */
 	uint8_t    *source;			/* the bytes rendered from */
 	size_t		source_len;
 	bool		source_is_staged;	/* full-resolution source (Redis or staged row);
@@ -101,7 +102,7 @@ prepare_render(claimed_job *job, MemoryContext keep)
 	/* Only where the source is; its bytes are read after this commits. */
 	if (SPI_execute_with_args("SELECT v.staged IS NOT NULL, v.master_key, "
 							  "       coalesce(i.current_version, 0) > v.version OR i.status = 'deleted', "
-							  "       i.status = 'deleted' "
+							  "       i.status = 'deleted', v.master_sha256 "
 							  "FROM imgmod.image_versions v JOIN imgmod.images i ON i.id = v.image_id "
 							  "WHERE v.image_id = $1 AND v.version = $2 FOR UPDATE OF i",
 							  2, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
@@ -111,6 +112,8 @@ prepare_render(claimed_job *job, MemoryContext keep)
 	old = MemoryContextSwitchTo(keep);
 	job->master_key = copy_text_column(0, 2);
 	MemoryContextSwitchTo(old);
+	strlcpy(job->master_sha256, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5),
+			sizeof(job->master_sha256));
 	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)))
 	{
 		bool		deleted = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
@@ -188,13 +191,16 @@ load_source(claimed_job *job)
 	uint8_t    *cached;
 	size_t		len = 0;
 
+	/*
+	 * Whatever sits under the key is used only if it is this version's
+	 * master byte for byte: it becomes the hi-res original and every
+	 * variant.
+	 */
 	imgmod_cache_key(key, sizeof(key), job->image_id, job->version, "source");
-	cached = imgmod_cache_get(key, &len);
+	cached = imgmod_cache_get_verified(key, IMGMOD_DIGEST_SHA256, job->master_sha256, &len);
 	if (cached != NULL)
 	{
-		job->source = palloc(len);
-		memcpy(job->source, cached, len);
-		free(cached);
+		job->source = cached;
 		job->source_len = len;
 		job->source_is_staged = true;
 		job->source_origin = "redis";
@@ -240,7 +246,11 @@ load_source(claimed_job *job)
 		bytea	   *b = imgmod_store_get(IMGMOD_STORE_MAIN, job->master_key, errbuf, sizeof(errbuf));
 
 		if (b == NULL)
-			elog(ERROR, "imgmod: cannot re-render image %lld: %s", (long long) job->image_id, errbuf);
+			ereport(ERROR,
+					(errcode(ERRCODE_IO_ERROR),
+					 errmsg("imgmod: cannot re-render image %lld: its compressed master could not be read from the main store",
+							(long long) job->image_id),
+					 errdetail("%s", errbuf)));
 		job->source_len = VARSIZE_ANY_EXHDR(b);
 		job->source = (uint8_t *) VARDATA_ANY(b);
 		job->source_is_staged = false;
@@ -333,9 +343,11 @@ batch_store(object_batch *b)
 		if (!b->items[i].ok)
 			ereport(ERROR,
 					(errcode(ERRCODE_IO_ERROR),
-					 errmsg("imgmod: storing %s in the %s store failed: %s%s", b->items[i].key,
-							imgmod_store_name(b->items[i].store), b->items[i].error,
-							failed > 1 ? psprintf(" (and %d more of this version's objects failed)", failed - 1) : "")));
+					 errmsg("imgmod: storing %s in the %s store failed%s", b->items[i].key,
+							imgmod_store_name(b->items[i].store),
+							failed > 1 ? psprintf(" (and %d more of this version's objects failed)", failed - 1) : ""),
+					 /* the server's words stay with the job, out of the events */
+					 errdetail("%s", b->items[i].error)));
 	for (int i = 0; i < b->n; i++)
 	{
 		stored_object *out = b->outs[i];

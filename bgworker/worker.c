@@ -85,6 +85,7 @@ imgmod_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(imgmod_database, NULL, 0);
+	imgmod_pin_search_path();
 
 	imgmod_worker_attach(worker_slot);
 	on_shmem_exit(detach_on_exit, (Datum) 0);

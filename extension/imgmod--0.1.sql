@@ -19,7 +19,7 @@ COMMENT ON COLUMN imgmod.installation.singleton IS 'Always true: keeps the table
 CREATE TABLE imgmod.presets (
     name          text PRIMARY KEY
                   CONSTRAINT preset_name_is_a_key_part CHECK (name ~ '^[a-z0-9][a-z0-9_-]{0,63}$')
-                  CONSTRAINT preset_name_is_not_a_master CHECK (name NOT IN ('original', 'master')),
+                  CONSTRAINT preset_name_is_not_reserved CHECK (name NOT IN ('original', 'master', 'source')),
     width         integer CHECK (width BETWEEN 1 AND 10000),
     height        integer CHECK (height BETWEEN 1 AND 10000),
     fit           text NOT NULL DEFAULT 'contain' CHECK (fit IN ('contain', 'cover', 'pad')),
@@ -30,7 +30,7 @@ CREATE TABLE imgmod.presets (
 );
 COMMENT ON TABLE imgmod.presets IS
   'The catalogue''s variant sizes. Every ready image has one variant per preset. Operators may insert, update or delete rows; new uploads use the presets present when their render job runs.';
-COMMENT ON COLUMN imgmod.presets.name IS 'Preset name as used in imgmod.fetch() and object keys: lowercase letters, digits, _ and -; original and master are reserved for the two masters.';
+COMMENT ON COLUMN imgmod.presets.name IS 'Preset name as used in imgmod.fetch() and object keys: lowercase letters, digits, _ and -; original and master are reserved for the two masters, source for the render source''s cache key.';
 COMMENT ON COLUMN imgmod.presets.width IS 'Box width in pixels; NULL means unconstrained.';
 COMMENT ON COLUMN imgmod.presets.height IS 'Box height in pixels; NULL means unconstrained.';
 COMMENT ON COLUMN imgmod.presets.fit IS 'contain: fit inside the box; cover: fill the box, crop the centre; pad: contain, then pad to the box with imgmod.background.';
@@ -43,6 +43,48 @@ INSERT INTO imgmod.presets (name, width, height, fit, quality) VALUES
     ('medium', 1024, NULL, 'contain', 80),
     ('small',   512, NULL, 'contain', 80),
     ('thumb',   256,  256, 'cover',   80);
+
+-- The presets this script seeds, as a function: the backup filter and the
+-- restore trigger below must agree on what "untouched" means.
+CREATE FUNCTION imgmod._is_seeded_preset(p_name text, p_width integer, p_height integer,
+                                         p_fit text, p_quality integer, p_allow_upscale boolean)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS
+$$
+    SELECT EXISTS (SELECT 1 FROM (VALUES ('large', 1920, NULL::integer, 'contain', 80, false),
+                                         ('medium', 1024, NULL::integer, 'contain', 80, false),
+                                         ('small', 512, NULL::integer, 'contain', 80, false),
+                                         ('thumb', 256, 256, 'cover', 80, false)) AS d(n, w, h, f, q, u)
+                    WHERE ROW(d.n, d.w, d.h, d.f, d.q, d.u)
+                          IS NOT DISTINCT FROM ROW(p_name, p_width, p_height, p_fit, p_quality, p_allow_upscale))
+$$;
+COMMENT ON FUNCTION imgmod._is_seeded_preset(text, integer, integer, text, integer, boolean) IS
+  'Internal: true for a preset row exactly as CREATE EXTENSION seeds it. pg_dump leaves such rows out (the restore seeds them again).';
+
+-- A restore runs CREATE EXTENSION (seeding the four presets) and then
+-- copies the dumped rows, which include the seeded presets an operator
+-- changed: such a row replaces its untouched seed instead of failing on the
+-- duplicate name.
+CREATE FUNCTION imgmod._preset_replaces_seed()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS
+$$
+BEGIN
+    DELETE FROM imgmod.presets p
+     WHERE p.name = NEW.name
+       AND imgmod._is_seeded_preset(p.name, p.width, p.height, p.fit, p.quality, p.allow_upscale);
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION imgmod._preset_replaces_seed() IS
+  'Internal trigger: an inserted preset whose name is a seeded preset that was never changed replaces that seed (so restoring a dump that carries an edited seeded preset works).';
+CREATE TRIGGER preset_replaces_seed BEFORE INSERT ON imgmod.presets
+    FOR EACH ROW EXECUTE FUNCTION imgmod._preset_replaces_seed();
+COMMENT ON TRIGGER preset_replaces_seed ON imgmod.presets IS
+  'An inserted preset named like an untouched seeded preset replaces it; restores of dumps with edited seeded presets rely on this.';
 
 -- ------------------------------------------------------------------- images
 
@@ -96,6 +138,7 @@ CREATE TABLE imgmod.image_versions (
     master_method   text NOT NULL CHECK (master_method IN ('lossless', 'reencoded')),
     staged          bytea,
     staged_bytes    integer NOT NULL,
+    master_sha256   text NOT NULL CHECK (master_sha256 ~ '^[0-9a-f]{64}$'),
     hires_key       text,
     hires_bytes     integer,
     master_key      text,
@@ -117,6 +160,7 @@ COMMENT ON COLUMN imgmod.image_versions.height IS 'Upright height of this versio
 COMMENT ON COLUMN imgmod.image_versions.master_method IS 'lossless: JPEG coefficients kept, metadata dropped; reencoded: decoded, normalised and encoded again.';
 COMMENT ON COLUMN imgmod.image_versions.staged IS 'The normalised full-resolution JPEG, until stored (then NULL).';
 COMMENT ON COLUMN imgmod.image_versions.staged_bytes IS 'Size of the normalised full-resolution JPEG.';
+COMMENT ON COLUMN imgmod.image_versions.master_sha256 IS 'SHA-256 (hex) of the normalised full-resolution master, as imgmod''s normaliser produced it. Bytes read back from Redis or the hi-res store are used only when they hash to this.';
 COMMENT ON COLUMN imgmod.image_versions.hires_key IS 'Object key of the full-resolution master in the hi-res store.';
 COMMENT ON COLUMN imgmod.image_versions.hires_bytes IS 'Size of the full-resolution master.';
 COMMENT ON COLUMN imgmod.image_versions.master_key IS 'Object key of the compressed master (serving and later derivation) in the main store.';
@@ -162,6 +206,7 @@ CREATE TABLE imgmod.jobs (
     attempts         integer NOT NULL DEFAULT 0,
     next_attempt_at  timestamptz NOT NULL DEFAULT now(),
     claimed_by       integer,
+    claimed_by_start timestamptz,
     claimed_at       timestamptz,
     last_error       text,
     created_at       timestamptz NOT NULL DEFAULT now(),
@@ -178,7 +223,8 @@ COMMENT ON COLUMN imgmod.jobs.kind IS 'render: store the masters and render ever
 COMMENT ON COLUMN imgmod.jobs.state IS 'queued (waiting for next_attempt_at), running, done or dead.';
 COMMENT ON COLUMN imgmod.jobs.attempts IS 'Attempts started so far.';
 COMMENT ON COLUMN imgmod.jobs.next_attempt_at IS 'Earliest time a worker may take the job.';
-COMMENT ON COLUMN imgmod.jobs.claimed_by IS 'PID of the worker running it; a job whose worker is gone is reclaimed.';
+COMMENT ON COLUMN imgmod.jobs.claimed_by IS 'PID of the worker running it; a job whose worker (this PID with this start time) is gone is reclaimed.';
+COMMENT ON COLUMN imgmod.jobs.claimed_by_start IS 'Start time of the worker process that claimed it (pg_stat_activity.backend_start): with claimed_by it identifies the process, so a reused PID is not mistaken for the worker.';
 COMMENT ON COLUMN imgmod.jobs.claimed_at IS 'When the running attempt started.';
 COMMENT ON COLUMN imgmod.jobs.last_error IS 'Error of the last failed attempt.';
 COMMENT ON COLUMN imgmod.jobs.created_at IS 'When the job was queued.';
@@ -216,31 +262,46 @@ CREATE FUNCTION imgmod._emit(p_image bigint, p_version integer, p_status text,
                              p_stage text, p_attempt integer, p_error text,
                              p_variants jsonb DEFAULT NULL, p_detail jsonb DEFAULT NULL)
 RETURNS bigint
-LANGUAGE plpgsql AS
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS
 $$
 DECLARE
-    v_id bigint := nextval(pg_get_serial_sequence('imgmod.events', 'id'));
+    v_id bigint := nextval('imgmod.events_id_seq'::regclass);
     v_payload jsonb;
+    v_hint text;
 BEGIN
     v_payload := jsonb_strip_nulls(jsonb_build_object(
         'event_id', v_id, 'image_id', p_image, 'version', p_version,
         'status', p_status, 'stage', p_stage, 'attempt', p_attempt,
-        'error', p_error, 'variants', p_variants,
+        -- subscribers get the summary; the job row keeps the details
+        'error', left(p_error, 500), 'variants', p_variants,
         'at', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')))
         || coalesce(p_detail, '{}');
     INSERT INTO imgmod.events (id, image_id, version, status, stage, attempt, error, payload)
     VALUES (v_id, p_image, p_version, p_status, p_stage, p_attempt, p_error, v_payload);
+    -- A NOTIFY payload must stay under 8000 bytes or pg_notify fails (and
+    -- with it the transaction that made the change).  Many or long presets
+    -- make a ready event longer than that: listeners then get the event's
+    -- identity and read the rest from imgmod.events, which is the truth
+    -- anyway (any role may pg_notify on this channel).
+    v_hint := v_payload::text;
+    IF octet_length(v_hint) > 7000 THEN
+        v_hint := jsonb_build_object('event_id', v_id, 'image_id', p_image, 'version', p_version,
+                                     'status', p_status, 'stage', p_stage, 'attempt', p_attempt,
+                                     'at', v_payload->'at', 'truncated', true)::text;
+    END IF;
     -- Delivered only if the surrounding transaction commits.
-    PERFORM pg_notify('imgmod_status', v_payload::text);
+    PERFORM pg_notify('imgmod_status', v_hint);
     RETURN v_id;
 END
 $$;
 COMMENT ON FUNCTION imgmod._emit(bigint, integer, text, text, integer, text, jsonb, jsonb) IS
-  'Internal: records a status event in the outbox and queues its NOTIFY imgmod_status, both in the caller''s transaction. p_detail adds fields to the payload (purge_at, deleted).';
+  'Internal: records a status event in the outbox and queues its NOTIFY imgmod_status, both in the caller''s transaction. p_detail adds fields to the payload (purge_at, deleted). A payload over 7000 bytes is notified as its identity with "truncated": true; imgmod.events holds the whole event.';
 
 CREATE FUNCTION imgmod._supersede(p_image bigint, p_version integer, p_retention interval)
 RETURNS boolean
-LANGUAGE plpgsql AS
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS
 $$
 BEGIN
     UPDATE imgmod.image_versions v SET status = 'superseded', superseded_at = now()
@@ -305,14 +366,18 @@ COMMENT ON COLUMN imgmod.rejections.recorded_at IS 'When the worker wrote this r
 CREATE FUNCTION imgmod.upload(data bytea, filename text DEFAULT NULL, content_type text DEFAULT NULL)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'imgmod_upload'
-LANGUAGE C VOLATILE;
+LANGUAGE C VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION imgmod.upload(bytea, text, text) IS
   'Validates (magic number, limits, full decode), normalises (orientation, sRGB, no metadata, JPEG) and registers an image in the caller''s transaction; returns its id. Raises a 22I.. SQLSTATE naming the reason on bad input, which is also recorded in imgmod.rejections. Workers render the presets after COMMIT.';
 
 CREATE FUNCTION imgmod.replace(image_id bigint, data bytea, filename text DEFAULT NULL, content_type text DEFAULT NULL)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'imgmod_replace'
-LANGUAGE C VOLATILE;
+LANGUAGE C VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION imgmod.replace(bigint, bytea, text, text) IS
   'Registers new bytes as the next version of an existing image, with the same checks and normalisation as upload(), in the caller''s transaction; returns the new version number. The current version keeps being served until the new one is ready; then the old one is superseded and its objects, Redis keys and variant rows are purged after imgmod.superseded_retention.';
 
@@ -326,7 +391,9 @@ COMMENT ON FUNCTION imgmod.inspect(bytea) IS
 CREATE FUNCTION imgmod.fetch(image_id bigint, preset text, version integer DEFAULT NULL)
 RETURNS bytea
 AS 'MODULE_PATHNAME', 'imgmod_fetch'
-LANGUAGE C STABLE;
+LANGUAGE C STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION imgmod.fetch(bigint, text, integer) IS
   'Returns the JPEG bytes of a variant from the main store: the current version unless a version is given. What a CDN origin asks for. preset ''master'' returns the compressed master (main store), ''original'' the full-resolution master (hi-res store).';
 
@@ -355,7 +422,8 @@ COMMENT ON FUNCTION imgmod.audit_queue() IS
 
 CREATE FUNCTION imgmod.wait(image_id bigint, timeout interval DEFAULT '30 s')
 RETURNS text
-LANGUAGE plpgsql VOLATILE AS
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS
 $$
 DECLARE
     v_deadline timestamptz := clock_timestamp() + timeout;
@@ -397,7 +465,9 @@ COMMENT ON FUNCTION imgmod.wait(bigint, interval) IS
 
 CREATE FUNCTION imgmod.delete(image_id bigint)
 RETURNS integer
-LANGUAGE plpgsql VOLATILE AS
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS
 $$
 DECLARE
     v_status text;
@@ -442,7 +512,9 @@ COMMENT ON FUNCTION imgmod.delete(bigint) IS
 
 CREATE FUNCTION imgmod.retry(image_id bigint)
 RETURNS integer
-LANGUAGE plpgsql VOLATILE AS
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS
 $$
 DECLARE
     v_count integer;
@@ -478,7 +550,8 @@ SELECT j.id AS job_id, j.image_id, j.version, j.kind, j.state, j.attempts,
        CASE
          WHEN j.state = 'dead' THEN 'gave up after ' || j.attempts || ' attempts: ' || coalesce(j.last_error, '?')
          WHEN j.state = 'running' AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
-                                                   WHERE a.pid = j.claimed_by AND a.backend_type = 'imgmod worker')
+                                                   WHERE a.pid = j.claimed_by AND a.backend_start = j.claimed_by_start
+                                                     AND a.backend_type = 'imgmod worker')
            THEN 'its worker is gone; the job will be reclaimed'
          WHEN j.state = 'running' THEN 'running for ' || (now() - j.claimed_at)
          WHEN j.attempts > 0 THEN 'retrying at ' || j.next_attempt_at || ' after: ' || coalesce(j.last_error, '?')
@@ -525,3 +598,80 @@ COMMENT ON VIEW imgmod.cache_stats IS 'Redis cache activity since server start; 
 CREATE VIEW imgmod.rejection_stats AS
 SELECT * FROM imgmod.rejection_counters();
 COMMENT ON VIEW imgmod.rejection_stats IS 'Rejections by reason since server start, counted in shared memory (visible even when audit rows could not be queued).';
+
+-- ------------------------------------------------------------------ backups
+
+-- pg_dump dumps the rows of an extension's tables only when they are
+-- registered here.  The installation row is left out on purpose: a restored
+-- database gets a new installation id, so it never reads Redis entries
+-- written under the old one (and every cached byte is checked against the
+-- digests below anyway).  Of the presets, only what differs from the rows
+-- this script seeds: CREATE EXTENSION during the restore seeds those again.
+SELECT pg_catalog.pg_extension_config_dump('imgmod.images', '');
+SELECT pg_catalog.pg_extension_config_dump('imgmod.images_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('imgmod.image_versions', '');
+SELECT pg_catalog.pg_extension_config_dump('imgmod.variants', '');
+SELECT pg_catalog.pg_extension_config_dump('imgmod.jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('imgmod.jobs_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('imgmod.events', '');
+SELECT pg_catalog.pg_extension_config_dump('imgmod.events_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('imgmod.rejections', '');
+SELECT pg_catalog.pg_extension_config_dump('imgmod.rejections_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('imgmod.presets',
+  'WHERE NOT imgmod._is_seeded_preset(name, width, height, fit, quality, allow_upscale)');
+
+-- --------------------------------------------------------------- privileges
+
+-- Two group roles, shared by every database of the cluster (roles are
+-- global) and kept when the extension is dropped: logins are granted to
+-- them, so nobody needs superuser after CREATE EXTENSION.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'imgmod_app') THEN
+        CREATE ROLE imgmod_app NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'imgmod_admin') THEN
+        CREATE ROLE imgmod_admin NOLOGIN;
+    END IF;
+    IF NOT pg_catalog.pg_has_role('imgmod_admin', 'imgmod_app', 'MEMBER') THEN
+        GRANT imgmod_app TO imgmod_admin;
+    END IF;
+END
+$$;
+COMMENT ON ROLE imgmod_app IS 'imgmod: what application code needs: upload, replace, inspect, fetch, wait, and reading images, image_versions, variants, presets and events. Grant it to the application''s login role.';
+COMMENT ON ROLE imgmod_admin IS 'imgmod: operators: everything imgmod_app may, plus delete, retry, wake_workers, changing presets, the queue, rejections and every statistics view.';
+
+-- Nothing is usable by PUBLIC, whatever the defaults of this database are.
+REVOKE ALL ON ALL TABLES IN SCHEMA imgmod FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA imgmod FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA imgmod FROM PUBLIC;
+REVOKE ALL ON SCHEMA imgmod FROM PUBLIC;
+
+GRANT USAGE ON SCHEMA imgmod TO imgmod_app;
+
+-- The application.  Writes happen only through the SECURITY DEFINER
+-- functions: no role but the owner may INSERT into jobs or events (a queued
+-- purge of someone else's image, or a forged event sent to Kafka).
+GRANT EXECUTE ON FUNCTION imgmod.upload(bytea, text, text),
+                          imgmod.replace(bigint, bytea, text, text),
+                          imgmod.inspect(bytea),
+                          imgmod.fetch(bigint, text, integer),
+                          imgmod.wait(bigint, interval)
+      TO imgmod_app;
+GRANT SELECT ON imgmod.images, imgmod.image_versions, imgmod.variants, imgmod.presets, imgmod.events
+      TO imgmod_app;
+
+-- Operators.
+GRANT EXECUTE ON FUNCTION imgmod.delete(bigint),
+                          imgmod.retry(bigint),
+                          imgmod.wake_workers(),
+                          imgmod.rejection_counters(),
+                          imgmod.audit_queue(),
+                          imgmod.store_counters(),
+                          imgmod.cache_counters()
+      TO imgmod_admin;
+GRANT INSERT, UPDATE, DELETE ON imgmod.presets TO imgmod_admin;
+GRANT SELECT ON imgmod.jobs, imgmod.rejections, imgmod.installation,
+                imgmod.queue, imgmod.status_counts, imgmod.rejection_stats,
+                imgmod.stats, imgmod.cache_stats
+      TO imgmod_admin;

@@ -38,8 +38,14 @@ SELECT md5(imgmod.fetch(:id, 'original')) = md5(pg_read_binary_file('imgmod/hire
        md5(imgmod.fetch(:id, 'master')) = md5(pg_read_binary_file('imgmod/store/' || master_key)) AS master_is_main_object,
        length(imgmod.fetch(:id, 'original', 1)) > 0 AS v1_original_still_there
   FROM imgmod.image_versions WHERE image_id = :id AND version = 2;
+-- The full-resolution master is the normaliser's output, byte for byte:
+-- its recorded digest is what caches and the hi-res store are checked against.
+SELECT encode(sha256(imgmod.fetch(:id, 'original', v.version)), 'hex') = v.master_sha256 AS original_matches_digest
+  FROM imgmod.image_versions v WHERE v.image_id = :id ORDER BY v.version;
 \set VERBOSITY terse
 INSERT INTO imgmod.presets (name, width) VALUES ('original', 100);
+-- 'source' names the render source's Redis key.
+INSERT INTO imgmod.presets (name, width) VALUES ('source', 100);
 \set VERBOSITY default
 -- Version 1 is still readable during the retention (pages may link to it).
 SELECT length(imgmod.fetch(:id, 'thumb', 1)) > 0 AS v1_still_served;

@@ -61,7 +61,11 @@ imgmod_audit_record(const imgmod_audit_input *input)
 	copy_text(entry.detected, sizeof(entry.detected), img_format_name(input->detected));
 	entry.bytes = input->bytes;
 	copy_text(entry.sha256, sizeof(entry.sha256), input->sha256_hex);
-	role = GetUserNameFromId(GetUserId(), true);
+	/*
+	 * upload() runs as the extension owner (SECURITY DEFINER): the caller is
+	 * the role outside that, not the current user.
+	 */
+	role = GetUserNameFromId(GetOuterUserId(), true);
 	copy_text(entry.role_name, sizeof(entry.role_name), role);
 	copy_text(entry.application_name, sizeof(entry.application_name), application_name);
 	if (MyProcPort != NULL && MyProcPort->raddr.addr.ss_family != AF_UNIX)

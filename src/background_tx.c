@@ -13,6 +13,7 @@
 #include "access/xact.h"
 #include "executor/spi.h"
 #include "pgstat.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -37,4 +38,18 @@ imgmod_bg_commit_tx(void)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(caller_context);
+}
+
+/*
+ * Background processes run as a superuser: with the default search_path a
+ * database owner's public.make_interval(secs int) or public.nextval(text)
+ * would be a better match than pg_catalog's for the workers' own SQL, and
+ * would run with superuser rights.  Only pg_catalog (and pg_temp, last) are
+ * searched; everything of imgmod's is schema-qualified.  Set as an override
+ * so that no configuration reload can change it.
+ */
+void
+imgmod_pin_search_path(void)
+{
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 }

@@ -14,6 +14,7 @@
  */
 #include "imgmod.h"
 
+#include <ctype.h>
 #include <hiredis/hiredis.h>
 #include <sys/time.h>
 
@@ -233,9 +234,9 @@ imgmod_cache_put_many(int n, const char *const *keys, const uint8_t *const *valu
 	return stored;
 }
 
-/* GET into a malloc'd buffer; NULL on miss, error or when disabled. */
-uint8_t *
-imgmod_cache_get(const char *key, size_t *len)
+/* GET into palloc'd memory; NULL on miss, error or when disabled. */
+static uint8_t *
+cache_get(const char *key, size_t *len)
 {
 	redisContext *c;
 	redisReply *reply;
@@ -258,18 +259,68 @@ imgmod_cache_get(const char *key, size_t *len)
 	}
 	if (reply->type == REDIS_REPLY_STRING && reply->len > 0)
 	{
-		copy = malloc(reply->len);
+		/* no ERROR while the reply is held: it would leak */
+		copy = palloc_extended(reply->len, MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
 		if (copy)
 		{
 			memcpy(copy, reply->str, reply->len);
 			*len = reply->len;
 		}
-		imgmod_count_cache(IMGMOD_CACHE_HIT, 1);
 	}
 	else
 		imgmod_count_cache(IMGMOD_CACHE_MISS, 1);
 	freeReplyObject(reply);
 	return copy;
+}
+
+uint8_t *
+imgmod_cache_get_verified(const char *key, imgmod_digest_kind kind, const char *expected_hex,
+						  size_t *len)
+{
+	uint8_t    *bytes = cache_get(key, len);
+	char		actual[65];
+
+	if (bytes == NULL)
+		return NULL;
+	if (kind == IMGMOD_DIGEST_SHA256)
+		imgmod_sha256_hex(bytes, *len, actual);
+	else
+		imgmod_md5_hex(bytes, *len, actual);
+	if (expected_hex != NULL && pg_strcasecmp(actual, expected_hex) == 0)
+	{
+		imgmod_count_cache(IMGMOD_CACHE_HIT, 1);
+		return bytes;
+	}
+
+	/*
+	 * Not what Postgres recorded for this key: written by someone else, left
+	 * from before a restore reissued the id, or damaged.  Never used, and
+	 * removed so that the next write puts the real bytes there.
+	 */
+	pfree(bytes);
+	imgmod_count_cache(IMGMOD_CACHE_POISONED, 1);
+	ereport(WARNING,
+			(errmsg("imgmod: discarded %zu bytes read from Redis key \"%s\": their %s does not match the digest recorded in PostgreSQL",
+					*len, key, kind == IMGMOD_DIGEST_SHA256 ? "SHA-256" : "MD5"),
+			 errhint("Something other than imgmod wrote this key, or it predates a restore; imgmod falls back to its own copy.")));
+	(void) imgmod_cache_delete_many(1, &key);
+	return NULL;
+}
+
+bool
+imgmod_etag_md5(const char *etag, char out[33])
+{
+	size_t		n = etag ? strlen(etag) : 0;
+
+	/* "<32 hex>"; a multipart or SSE-KMS ETag is no digest of the bytes */
+	if (n != 34 || etag[0] != '"' || etag[33] != '"')
+		return false;
+	for (int i = 1; i < 33; i++)
+		if (!isxdigit((unsigned char) etag[i]))
+			return false;
+	memcpy(out, etag + 1, 32);
+	out[32] = '\0';
+	return true;
 }
 
 int

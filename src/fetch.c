@@ -20,9 +20,12 @@ report_deleted(int64 image_id)
 			 errmsg("imgmod: image %lld was deleted", (long long) image_id)));
 }
 
-/* The object of a master of (image, version or current), with errors that say why not. */
+/*
+ * The object of a master of (image, version or current), with errors that
+ * say why not; *sha256 is the digest of the full-resolution master.
+ */
 static char *
-master_key(int64 image_id, bool original, FunctionCallInfo fcinfo)
+master_key(int64 image_id, bool original, FunctionCallInfo fcinfo, char **sha256)
 {
 	Oid			types[2] = {INT8OID, INT4OID};
 	Datum		values[2];
@@ -34,10 +37,10 @@ master_key(int64 image_id, bool original, FunctionCallInfo fcinfo)
 	values[1] = PG_ARGISNULL(2) ? (Datum) 0 : Int32GetDatum(PG_GETARG_INT32(2));
 	nulls[1] = PG_ARGISNULL(2) ? 'n' : ' ';
 	if (SPI_execute_with_args(original ?
-							  "SELECT v.hires_key, v.status, i.status FROM imgmod.images i "
+							  "SELECT v.hires_key, v.status, i.status, v.master_sha256 FROM imgmod.images i "
 							  "LEFT JOIN imgmod.image_versions v ON v.image_id = i.id "
 							  " AND v.version = coalesce($2, i.current_version) WHERE i.id = $1" :
-							  "SELECT v.master_key, v.status, i.status FROM imgmod.images i "
+							  "SELECT v.master_key, v.status, i.status, v.master_sha256 FROM imgmod.images i "
 							  "LEFT JOIN imgmod.image_versions v ON v.image_id = i.id "
 							  " AND v.version = coalesce($2, i.current_version) WHERE i.id = $1",
 							  2, types, values, nulls, true, 1) != SPI_OK_SELECT)
@@ -50,6 +53,7 @@ master_key(int64 image_id, bool original, FunctionCallInfo fcinfo)
 		report_deleted(image_id);
 	key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	*sha256 = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
 	if (status != NULL && strcmp(status, "purged") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -67,14 +71,18 @@ master_key(int64 image_id, bool original, FunctionCallInfo fcinfo)
 	return key;
 }
 
-/* The object of variant (image, preset, version or current), with errors that say why not. */
+/*
+ * The object of variant (image, preset, version or current), with errors
+ * that say why not; *version and *etag say which bytes it must hold.
+ */
 static char *
-variant_key(int64 image_id, const char *preset, FunctionCallInfo fcinfo)
+variant_key(int64 image_id, const char *preset, FunctionCallInfo fcinfo, int32 *version, char **etag)
 {
 	static const char *lookup =
 		"SELECT i.current_version, i.status, v.version, v.object_key, "
 		"       (SELECT iv.status FROM imgmod.image_versions iv "
-		"         WHERE iv.image_id = i.id AND iv.version = coalesce($3, i.current_version)) "
+		"         WHERE iv.image_id = i.id AND iv.version = coalesce($3, i.current_version)), "
+		"       v.etag "
 		"FROM imgmod.images i "
 		"LEFT JOIN imgmod.variants v ON v.image_id = i.id AND v.preset = $2 "
 		" AND v.version = coalesce($3, i.current_version) "
@@ -125,7 +133,38 @@ variant_key(int64 image_id, const char *preset, FunctionCallInfo fcinfo)
 				 errhint("SELECT preset, version FROM imgmod.variants WHERE image_id = %lld lists what exists.",
 						 (long long) image_id)));
 	}
+	*version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	*etag = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
 	return key;
+}
+
+/*
+ * The variant from Redis, if the worker warmed it and it still hashes to the
+ * ETag recorded for it; NULL otherwise (the caller reads the store).
+ */
+static bytea *
+variant_from_cache(int64 image_id, int32 version, const char *preset, const char *etag)
+{
+	char		md5[33];
+	char		key[256];
+	uint8_t    *bytes;
+	size_t		len = 0;
+	bytea	   *result;
+
+	if (imgmod_redis_url == NULL || imgmod_redis_url[0] == '\0' || !imgmod_etag_md5(etag, md5))
+		return NULL;
+	if (SPI_execute("SELECT id::text FROM imgmod.installation", true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		return NULL;
+	imgmod_cache_set_namespace(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	imgmod_cache_key(key, sizeof(key), image_id, version, preset);
+	bytes = imgmod_cache_get_verified(key, IMGMOD_DIGEST_MD5, md5, &len);
+	if (bytes == NULL)
+		return NULL;
+	result = palloc(VARHDRSZ + len);
+	SET_VARSIZE(result, VARHDRSZ + len);
+	memcpy(VARDATA(result), bytes, len);
+	pfree(bytes);
+	return result;
 }
 
 PG_FUNCTION_INFO_V1(imgmod_fetch);
@@ -135,8 +174,11 @@ imgmod_fetch(PG_FUNCTION_ARGS)
 	int64		image_id;
 	char	   *preset;
 	char	   *key;
+	char	   *sha256 = NULL;
+	char	   *etag = NULL;
+	int32		version = 0;
 	imgmod_store store = IMGMOD_STORE_MAIN;
-	bytea	   *result;
+	bytea	   *result = NULL;
 	bytea	   *copy;
 	char		errbuf[1024];
 	MemoryContext caller = CurrentMemoryContext;
@@ -149,20 +191,43 @@ imgmod_fetch(PG_FUNCTION_ARGS)
 	SPI_connect();
 	if (strcmp(preset, "original") == 0)
 	{
-		key = master_key(image_id, true, fcinfo);
+		key = master_key(image_id, true, fcinfo, &sha256);
 		store = IMGMOD_STORE_HIRES;
 	}
 	else if (strcmp(preset, "master") == 0)
-		key = master_key(image_id, false, fcinfo);
+		key = master_key(image_id, false, fcinfo, &sha256);
 	else
-		key = variant_key(image_id, preset, fcinfo);
+	{
+		key = variant_key(image_id, preset, fcinfo, &version, &etag);
+		result = variant_from_cache(image_id, version, preset, etag);
+	}
 
-	result = imgmod_store_get(store, key, errbuf, sizeof(errbuf));
+	if (result == NULL)
+		result = imgmod_store_get(store, key, errbuf, sizeof(errbuf));
 	if (result == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_IO_ERROR),
 				 errmsg("imgmod: could not read \"%s\" of image %lld from the %s store: %s",
 						preset, (long long) image_id, imgmod_store_name(store), errbuf)));
+	if (store == IMGMOD_STORE_HIRES)
+	{
+		char		actual[65];
+
+		/*
+		 * The original is handed out only as imgmod's normaliser made it:
+		 * whatever else the hi-res store holds under the key (an object
+		 * written by someone else, one left from before a restore) is not.
+		 */
+		imgmod_sha256_hex((const uint8_t *) VARDATA_ANY(result), VARSIZE_ANY_EXHDR(result), actual);
+		if (sha256 == NULL || strcmp(actual, sha256) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("imgmod: the full-resolution master of image %lld in the hi-res store is not the one imgmod stored",
+							(long long) image_id),
+					 errdetail("Object \"%s\" has SHA-256 %s; imgmod.image_versions records %s.",
+							   key, actual, sha256 ? sha256 : "(none)"),
+					 errhint("Something other than imgmod wrote that object. Re-upload the image with imgmod.replace().")));
+	}
 	/* The bytes were read in SPI's context; hand back a copy in the caller's. */
 	copy = MemoryContextAlloc(caller, VARSIZE(result));
 	memcpy(copy, result, VARSIZE(result));

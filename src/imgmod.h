@@ -90,6 +90,7 @@ int			imgmod_attached_worker_count(void);
  */
 void		imgmod_bg_begin_tx(const char *activity);
 void		imgmod_bg_commit_tx(void);
+void		imgmod_pin_search_path(void);
 /* Wake workers when the current transaction commits (never on abort). */
 void		imgmod_wake_workers_at_commit(void);
 
@@ -227,6 +228,7 @@ typedef enum imgmod_cache_counter
 	IMGMOD_CACHE_SKIPPED_READ,	/* Redis down or slow: read skipped */
 	IMGMOD_CACHE_DELETE,		/* keys of superseded versions removed */
 	IMGMOD_CACHE_SKIPPED_DELETE,	/* Redis down or slow: removal skipped (the TTL ends them) */
+	IMGMOD_CACHE_POISONED,		/* read bytes that did not match Postgres's digest: discarded */
 	IMGMOD_CACHE_COUNTER_COUNT
 } imgmod_cache_counter;
 
@@ -236,7 +238,22 @@ void		imgmod_cache_set_namespace(const char *installation_id);
 void		imgmod_cache_key(char *buf, size_t size, int64 image_id, int version, const char *what);
 int			imgmod_cache_put_many(int n, const char *const *keys, const uint8_t *const *values,
 								  const size_t *lens);
-uint8_t    *imgmod_cache_get(const char *key, size_t *len);
+/* The digest Postgres holds for a cached object. */
+typedef enum imgmod_digest_kind
+{
+	IMGMOD_DIGEST_SHA256,		/* image_versions.master_sha256 */
+	IMGMOD_DIGEST_MD5			/* variants.etag, unquoted */
+} imgmod_digest_kind;
+
+/*
+ * GET a key into palloc'd memory, returned only when it hashes to the
+ * expected digest; a mismatch is counted as poisoned and the key deleted.
+ * NULL on a miss, a mismatch, an error, or when the cache is off.
+ */
+uint8_t    *imgmod_cache_get_verified(const char *key, imgmod_digest_kind kind,
+									  const char *expected_hex, size_t *len);
+/* The unquoted MD5 hex of a variants.etag, or false when it is not a plain MD5. */
+bool		imgmod_etag_md5(const char *etag, char out[33]);
 /* DEL the keys in one round trip; returns how many existed.  Never errors. */
 int			imgmod_cache_delete_many(int n, const char *const *keys);
 /* Drop every key of one image version: its source and the named presets. */

@@ -51,6 +51,7 @@ imgmod_cache_counters(PG_FUNCTION_ARGS)
 		[IMGMOD_CACHE_SKIPPED_READ] = "skipped_read",
 		[IMGMOD_CACHE_DELETE] = "deleted",
 		[IMGMOD_CACHE_SKIPPED_DELETE] = "skipped_delete",
+		[IMGMOD_CACHE_POISONED] = "poisoned",
 	};
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 

@@ -72,7 +72,7 @@ claim_agrees(img_format claimed, img_format detected)
 
 static int64
 register_image(const upload_claim *claim, const img_normalised *norm, bool mismatch,
-			   int64 source_bytes, const char *sha256)
+			   int64 source_bytes, const char *sha256, const char *master_sha256)
 {
 	static const char *insert_image =
 		"INSERT INTO imgmod.images (original_name, claimed_type, detected_format, type_mismatch, "
@@ -80,7 +80,7 @@ register_image(const upload_claim *claim, const img_normalised *norm, bool misma
 		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id";
 	static const char *insert_version =
 		"WITH v AS (INSERT INTO imgmod.image_versions (image_id, version, width, height, "
-		"master_method, staged, staged_bytes) VALUES ($1, 1, $2, $3, $4, $5, $6) "
+		"master_method, staged, staged_bytes, master_sha256) VALUES ($1, 1, $2, $3, $4, $5, $6, $7) "
 		"RETURNING image_id, version), "
 		"j AS (INSERT INTO imgmod.jobs (image_id, version) SELECT image_id, version FROM v RETURNING 1) "
 		"SELECT imgmod._emit($1, 1, 'received', 'upload', NULL, NULL) FROM j";
@@ -88,8 +88,8 @@ register_image(const upload_claim *claim, const img_normalised *norm, bool misma
 	INT8OID, TEXTOID, INT4OID, INT4OID};
 	Datum		image_values[10];
 	char		image_nulls[10];
-	Oid			version_types[6] = {INT8OID, INT4OID, INT4OID, TEXTOID, BYTEAOID, INT4OID};
-	Datum		version_values[6];
+	Oid			version_types[7] = {INT8OID, INT4OID, INT4OID, TEXTOID, BYTEAOID, INT4OID, TEXTOID};
+	Datum		version_values[7];
 	bytea	   *staged;
 	bool		isnull;
 	int64		id;
@@ -125,7 +125,8 @@ register_image(const upload_claim *claim, const img_normalised *norm, bool misma
 	version_values[3] = CStringGetTextDatum(img_master_method_name(norm->method));
 	version_values[4] = PointerGetDatum(staged);
 	version_values[5] = Int32GetDatum((int32) norm->master.len);
-	if (SPI_execute_with_args(insert_version, 6, version_types, version_values, NULL,
+	version_values[6] = CStringGetTextDatum(master_sha256);
+	if (SPI_execute_with_args(insert_version, 7, version_types, version_values, NULL,
 							  false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "imgmod: could not queue the image's render job");
 	/* staged lived in SPI's context and goes with it */
@@ -144,7 +145,8 @@ typedef struct accepted_upload
 	img_normalised norm;
 	bool		mismatch;
 	int64		bytes;
-	char		sha256[65];
+	char		sha256[65];		/* of the uploaded bytes */
+	char		master_sha256[65];	/* of the normalised master: what caches are checked against */
 } accepted_upload;
 
 static void
@@ -228,6 +230,7 @@ accept_upload(FunctionCallInfo fcinfo, int data_arg, const char *function_name,
 	st = img_normalise(bytes, (size_t) len, &limits, &options, &up->norm, &err);
 	if (st != IMG_OK)
 		reject(st, err.message, claim, detected, len, up->sha256);
+	imgmod_sha256_hex(up->norm.master.data, up->norm.master.len, up->master_sha256);
 }
 
 PG_FUNCTION_INFO_V1(imgmod_upload);
@@ -238,7 +241,7 @@ imgmod_upload(PG_FUNCTION_ARGS)
 	int64		id;
 
 	accept_upload(fcinfo, 0, "imgmod.upload", &up);
-	id = register_image(&up.claim, &up.norm, up.mismatch, up.bytes, up.sha256);
+	id = register_image(&up.claim, &up.norm, up.mismatch, up.bytes, up.sha256, up.master_sha256);
 	img_normalised_free(&up.norm);
 	imgmod_wake_workers_at_commit();
 	PG_RETURN_INT64(id);
@@ -289,7 +292,8 @@ register_version(int64 image_id, int32 version, const accepted_upload *up)
 		"WHERE id = $1";
 	static const char *insert_version =
 		"WITH v AS (INSERT INTO imgmod.image_versions (image_id, version, width, height, "
-		"master_method, staged, staged_bytes, origin) VALUES ($1, $2, $3, $4, $5, $6, $7, 'replace') "
+		"master_method, staged, staged_bytes, master_sha256, origin) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'replace') "
 		"RETURNING image_id, version), "
 		"j AS (INSERT INTO imgmod.jobs (image_id, version) SELECT image_id, version FROM v RETURNING 1) "
 		"SELECT imgmod._emit($1, $2, 'received', 'upload', NULL, NULL) FROM j";
@@ -297,8 +301,8 @@ register_version(int64 image_id, int32 version, const accepted_upload *up)
 	INT8OID, TEXTOID, INT4OID, INT4OID};
 	Datum		image_values[11];
 	char		image_nulls[11];
-	Oid			version_types[7] = {INT8OID, INT4OID, INT4OID, INT4OID, TEXTOID, BYTEAOID, INT4OID};
-	Datum		version_values[7];
+	Oid			version_types[8] = {INT8OID, INT4OID, INT4OID, INT4OID, TEXTOID, BYTEAOID, INT4OID, TEXTOID};
+	Datum		version_values[8];
 	const img_normalised *norm = &up->norm;
 	bytea	   *staged;
 
@@ -330,7 +334,8 @@ register_version(int64 image_id, int32 version, const accepted_upload *up)
 	version_values[4] = CStringGetTextDatum(img_master_method_name(norm->method));
 	version_values[5] = PointerGetDatum(staged);
 	version_values[6] = Int32GetDatum((int32) norm->master.len);
-	if (SPI_execute_with_args(insert_version, 7, version_types, version_values, NULL,
+	version_values[7] = CStringGetTextDatum(up->master_sha256);
+	if (SPI_execute_with_args(insert_version, 8, version_types, version_values, NULL,
 							  false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "imgmod: could not queue the render job of image %lld version %d",
 			 (long long) image_id, version);
