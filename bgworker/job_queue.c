@@ -152,23 +152,39 @@ record_failure(const imgmod_job *job, const char *summary, const char *details)
 static void
 release_unrecorded_failure(const imgmod_job *job, const char *details, const char *why)
 {
-	Oid			types[3] = {INT8OID, TEXTOID, INT8OID};
-	Datum		values[3];
+	Oid			types[4] = {INT8OID, TEXTOID, INT8OID, INT4OID};
+	Datum		values[4];
 
 	imgmod_bg_begin_tx("imgmod: releasing a failed job");
 	values[0] = Int64GetDatum(job->job_id);
 	values[1] = CStringGetTextDatum(psprintf("%s (and recording this failure failed: %s)", details, why));
 	values[2] = Int64GetDatum(backoff_ms(job->attempt));
+	values[3] = Int32GetDatum(imgmod_max_attempts);
 	if (SPI_execute_with_args("UPDATE imgmod.jobs SET "
-							  " state = 'queued', claimed_by = NULL, last_error = $2, "
-							  " next_attempt_at = pg_catalog.now() + pg_catalog.make_interval(secs => $3 / 1000.0) "
+							  " state = CASE WHEN attempts >= $4 THEN 'dead' ELSE 'queued' END, "
+							  " finished_at = CASE WHEN attempts >= $4 THEN now() END, "
+							  " claimed_by = NULL, last_error = $2, "
+							  " next_attempt_at = now() + make_interval(secs => $3 / 1000.0) "
 							  "WHERE id = $1 AND state = 'running'",
-							  3, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+							  4, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "imgmod: could not release job %lld", (long long) job->job_id);
 	imgmod_bg_commit_tx();
 	ereport(WARNING,
-			(errmsg("imgmod: the failure of job %lld (image %lld) could not be recorded: %s; the job was re-queued",
+			(errmsg("imgmod: the failure of job %lld (image %lld) could not be recorded: %s; the job was released (re-queued, or dead after imgmod.max_attempts)",
 					(long long) job->job_id, (long long) job->image_id, why)));
+}
+
+/* The error being handled, copied into context; its transaction aborted. */
+static ErrorData *
+take_error(MemoryContext context)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(context);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	return edata;
 }
 
 bool
@@ -193,12 +209,8 @@ imgmod_run_one_job(void)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData  *edata = take_error(job_context);
 
-		MemoryContextSwitchTo(job_context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
 		summary = pstrdup(edata->message);
 		details = edata->detail ? psprintf("%s: %s", edata->message, edata->detail) : summary;
 		FreeErrorData(edata);
@@ -214,12 +226,8 @@ imgmod_run_one_job(void)
 		}
 		PG_CATCH();
 		{
-			ErrorData  *edata;
+			ErrorData  *edata = take_error(job_context);
 
-			MemoryContextSwitchTo(job_context);
-			edata = CopyErrorData();
-			FlushErrorState();
-			AbortCurrentTransaction();
 			release_unrecorded_failure(&job, details, edata->message);
 			FreeErrorData(edata);
 		}
@@ -245,7 +253,7 @@ imgmod_reclaim_orphaned_jobs(void)
 							  "  state = CASE WHEN j.attempts >= $1 THEN 'dead' ELSE 'queued' END, "
 							  "  finished_at = CASE WHEN j.attempts >= $1 THEN now() END, "
 							  "  next_attempt_at = now(), "
-							  "  last_error = CASE WHEN j.claimed_by = pg_backend_pid() "
+							  "  last_error = CASE WHEN j.claimed_by = pg_backend_pid() AND j.claimed_by_start = $2 "
 							  "                    THEN 'worker ' || j.claimed_by || ' could not record the end of attempt ' || j.attempts "
 							  "                    ELSE 'worker ' || j.claimed_by || ' exited during attempt ' || j.attempts END, "
 							  "  claimed_by = NULL "

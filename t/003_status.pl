@@ -41,6 +41,31 @@ is($node->safe_psql('postgres',
 		"SELECT string_agg(payload::text, '|' ORDER BY id) FROM imgmod.events WHERE image_id = $id"),
 	join('|', @events), 'the outbox rows carry exactly what was notified');
 
+# Many long preset names make a ready event longer than a NOTIFY may be
+# (8000 bytes): the render still completes, the outbox keeps the whole
+# event, and listeners get its identity flagged as truncated.
+$node->safe_psql('postgres',
+	"INSERT INTO imgmod.presets (name, width) SELECT 'p' || n || repeat('x', 60), 8 + n FROM generate_series(1, 60) n");
+my $many = upload_bytes($node, $jpeg, 'many-presets.jpg');
+ok($node->poll_query_until('postgres', "SELECT status = 'ready' FROM imgmod.images WHERE id = $many"),
+	'an image with 64 presets becomes ready');
+is($node->safe_psql('postgres', "SELECT count(*) FROM imgmod.variants WHERE image_id = $many"), '64', 'with 64 variants');
+my $ready_len = $node->safe_psql('postgres',
+	"SELECT octet_length(payload::text) FROM imgmod.events WHERE image_id = $many AND status = 'ready'");
+cmp_ok($ready_len, '>', 8000, "the ready event in the outbox is whole ($ready_len bytes)");
+$seen = '';
+for (1 .. 100)
+{
+	$seen .= $listener->query_safe('SELECT 1');
+	last if $seen =~ /"image_id": $many, "truncated": true/;
+}
+my @hints = $seen =~ /payload "(\{.*?\})" received/g;
+my ($ready_hint) = grep { /"status": "ready"/ && /"image_id": $many\b/ } @hints;
+$ready_hint //= '';
+ok(length($ready_hint) > 0 && length($ready_hint) < 8000, 'the ready notification arrived, under 8000 bytes');
+like($ready_hint, qr/"truncated": true/, 'flagged as truncated: the outbox holds the whole event');
+is(scalar(grep { length($_) >= 8000 } @hints), 0, 'no notification reached 8000 bytes');
+
 $listener->quit;
 $node->stop;
 done_testing();
