@@ -50,6 +50,11 @@ extern int	imgmod_redis_timeout_ms;
 extern char *imgmod_kafka_brokers;
 extern char *imgmod_kafka_status_topic;
 extern char *imgmod_kafka_retry_topic;
+extern char *imgmod_kafka_security_protocol;
+extern char *imgmod_kafka_sasl_mechanism;
+extern char *imgmod_kafka_sasl_username;
+extern char *imgmod_kafka_sasl_password;
+extern char *imgmod_kafka_ssl_ca_location;
 extern int	imgmod_outbox_retention_s;
 extern int	imgmod_superseded_retention_s;
 
