@@ -20,9 +20,24 @@ report_deleted(int64 image_id)
 			 errmsg("imgmod: image %lld was deleted", (long long) image_id)));
 }
 
-/* The object of a master of (image, version or current), with errors that say why not. */
+/* Column column of the looked-up row: the object's size as the database recorded it. */
+static size_t
+recorded_size(int column)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, column, &isnull);
+
+	if (isnull)
+		elog(ERROR, "imgmod: the stored object has no recorded size");
+	return (size_t) DatumGetInt32(d);
+}
+
+/*
+ * The object of a master of (image, version or current) and its recorded
+ * size, with errors that say why not.
+ */
 static char *
-master_key(int64 image_id, bool original, FunctionCallInfo fcinfo)
+master_key(int64 image_id, bool original, FunctionCallInfo fcinfo, size_t *bytes)
 {
 	Oid			types[2] = {INT8OID, INT4OID};
 	Datum		values[2];
@@ -34,10 +49,10 @@ master_key(int64 image_id, bool original, FunctionCallInfo fcinfo)
 	values[1] = PG_ARGISNULL(2) ? (Datum) 0 : Int32GetDatum(PG_GETARG_INT32(2));
 	nulls[1] = PG_ARGISNULL(2) ? 'n' : ' ';
 	if (SPI_execute_with_args(original ?
-							  "SELECT v.hires_key, v.status, i.status FROM imgmod.images i "
+							  "SELECT v.hires_key, v.status, i.status, v.hires_bytes FROM imgmod.images i "
 							  "LEFT JOIN imgmod.image_versions v ON v.image_id = i.id "
 							  " AND v.version = coalesce($2, i.current_version) WHERE i.id = $1" :
-							  "SELECT v.master_key, v.status, i.status FROM imgmod.images i "
+							  "SELECT v.master_key, v.status, i.status, v.master_bytes FROM imgmod.images i "
 							  "LEFT JOIN imgmod.image_versions v ON v.image_id = i.id "
 							  " AND v.version = coalesce($2, i.current_version) WHERE i.id = $1",
 							  2, types, values, nulls, true, 1) != SPI_OK_SELECT)
@@ -64,17 +79,22 @@ master_key(int64 image_id, bool original, FunctionCallInfo fcinfo)
 						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3)),
 				 errhint("Masters are stored by the worker; wait with SELECT imgmod.wait(%lld).",
 						 (long long) image_id)));
+	*bytes = recorded_size(4);
 	return key;
 }
 
-/* The object of variant (image, preset, version or current), with errors that say why not. */
+/*
+ * The object of variant (image, preset, version or current) and its
+ * recorded size, with errors that say why not.
+ */
 static char *
-variant_key(int64 image_id, const char *preset, FunctionCallInfo fcinfo)
+variant_key(int64 image_id, const char *preset, FunctionCallInfo fcinfo, size_t *bytes)
 {
 	static const char *lookup =
 		"SELECT i.current_version, i.status, v.version, v.object_key, "
 		"       (SELECT iv.status FROM imgmod.image_versions iv "
-		"         WHERE iv.image_id = i.id AND iv.version = coalesce($3, i.current_version)) "
+		"         WHERE iv.image_id = i.id AND iv.version = coalesce($3, i.current_version)), "
+		"       v.bytes "
 		"FROM imgmod.images i "
 		"LEFT JOIN imgmod.variants v ON v.image_id = i.id AND v.preset = $2 "
 		" AND v.version = coalesce($3, i.current_version) "
@@ -125,6 +145,7 @@ variant_key(int64 image_id, const char *preset, FunctionCallInfo fcinfo)
 				 errhint("SELECT preset, version FROM imgmod.variants WHERE image_id = %lld lists what exists.",
 						 (long long) image_id)));
 	}
+	*bytes = recorded_size(6);
 	return key;
 }
 
@@ -138,6 +159,7 @@ imgmod_fetch(PG_FUNCTION_ARGS)
 	imgmod_store store = IMGMOD_STORE_MAIN;
 	bytea	   *result;
 	bytea	   *copy;
+	size_t		bytes;
 	char		errbuf[1024];
 	MemoryContext caller = CurrentMemoryContext;
 
@@ -149,15 +171,15 @@ imgmod_fetch(PG_FUNCTION_ARGS)
 	SPI_connect();
 	if (strcmp(preset, "original") == 0)
 	{
-		key = master_key(image_id, true, fcinfo);
+		key = master_key(image_id, true, fcinfo, &bytes);
 		store = IMGMOD_STORE_HIRES;
 	}
 	else if (strcmp(preset, "master") == 0)
-		key = master_key(image_id, false, fcinfo);
+		key = master_key(image_id, false, fcinfo, &bytes);
 	else
-		key = variant_key(image_id, preset, fcinfo);
+		key = variant_key(image_id, preset, fcinfo, &bytes);
 
-	result = imgmod_store_get(store, key, errbuf, sizeof(errbuf));
+	result = imgmod_store_get(store, key, bytes, errbuf, sizeof(errbuf));
 	if (result == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_IO_ERROR),

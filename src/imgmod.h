@@ -185,8 +185,14 @@ typedef struct imgmod_put_item
  * is counted in shared memory.
  */
 int			imgmod_store_put_many(imgmod_put_item *items, int n);
-/* Read an object; palloc'd bytea, or NULL with errbuf filled. */
-bytea	   *imgmod_store_get(imgmod_store store, const char *key, char *errbuf, size_t errsize);
+/*
+ * Read an object whose size the database recorded as expected_bytes;
+ * palloc'd bytea, or NULL with errbuf filled.  An object of another size is
+ * refused (a larger one without reading more than expected_bytes of it):
+ * the stores are not trusted to hold what imgmod wrote.
+ */
+bytea	   *imgmod_store_get(imgmod_store store, const char *key, size_t expected_bytes,
+							 char *errbuf, size_t errsize);
 /*
  * Remove an object.  An object that is already gone counts as removed, so
  * a purge that is interrupted and run again succeeds.
@@ -196,7 +202,8 @@ bool		imgmod_store_delete(imgmod_store store, const char *key, char *errbuf, siz
 /* Backends (storage_local.c, storage_s3.c); same contracts as above. */
 bool		imgmod_local_put(imgmod_store store, const char *key, const uint8_t *data,
 							 size_t len, char *errbuf, size_t errsize);
-bytea	   *imgmod_local_get(imgmod_store store, const char *key, char *errbuf, size_t errsize);
+bytea	   *imgmod_local_get(imgmod_store store, const char *key, size_t expected_bytes,
+							 char *errbuf, size_t errsize);
 bool		imgmod_local_delete(imgmod_store store, const char *key, char *errbuf, size_t errsize);
 
 typedef struct imgmod_s3_target
@@ -213,7 +220,7 @@ typedef struct imgmod_s3_target
 bool		imgmod_s3_target_for(imgmod_store store, imgmod_s3_target *target);
 void		imgmod_s3_global_init(void);
 bytea	   *imgmod_s3_get(const imgmod_s3_target *t, imgmod_store store, const char *key,
-						  char *errbuf, size_t errsize);
+						  size_t expected_bytes, char *errbuf, size_t errsize);
 int			imgmod_s3_put_many(const imgmod_s3_target *targets, imgmod_put_item *items, int n);
 bool		imgmod_s3_delete(const imgmod_s3_target *t, imgmod_store store, const char *key,
 							 char *errbuf, size_t errsize);
