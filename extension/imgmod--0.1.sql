@@ -525,3 +525,20 @@ COMMENT ON VIEW imgmod.cache_stats IS 'Redis cache activity since server start; 
 CREATE VIEW imgmod.rejection_stats AS
 SELECT * FROM imgmod.rejection_counters();
 COMMENT ON VIEW imgmod.rejection_stats IS 'Rejections by reason since server start, counted in shared memory (visible even when audit rows could not be queued).';
+
+-- ------------------------------------------------- retry topic (io-hardening)
+-- Kept in one block so the privilege rewrite above merges cleanly: nothing
+-- here is usable by PUBLIC.
+
+CREATE FUNCTION imgmod.retry_request_counters(OUT outcome text, OUT total bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'imgmod_retry_request_counters'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION imgmod.retry_request_counters() IS
+  'Messages read from the Kafka retry topic since server start, by outcome: requeued, nothing_to_retry, unknown_image, unknown_version, failed (read again), or the reason a message was refused (malformed, wrong_type, not_positive, overflow, missing_image_id, unknown_field, duplicate_field, too_large).';
+REVOKE ALL ON FUNCTION imgmod.retry_request_counters() FROM PUBLIC;
+
+CREATE VIEW imgmod.retry_request_stats AS
+SELECT outcome, total FROM imgmod.retry_request_counters();
+COMMENT ON VIEW imgmod.retry_request_stats IS 'Retry requests from the Kafka retry topic since server start, by outcome; a refused message is counted under its reason and never retries any image.';
+REVOKE ALL ON imgmod.retry_request_stats FROM PUBLIC;

@@ -256,4 +256,37 @@ int			imgmod_cache_drop_version(int64 image_id, int version, int npresets,
 									  char *const *presets);
 void		imgmod_count_cache(imgmod_cache_counter counter, int n);
 
+/* --------------------------------------------------------- retry topic */
+
+/* Largest retry request read; anything longer is refused unread. */
+#define IMGMOD_RETRY_REQUEST_MAX_BYTES 1024
+
+/* What became of one message on the retry topic (imgmod.retry_request_stats). */
+typedef enum imgmod_retry_outcome
+{
+	IMGMOD_RETRY_REQUEUED = 0,	/* valid, and imgmod.retry() re-queued jobs */
+	IMGMOD_RETRY_NOTHING_TO_RETRY,	/* valid, the image had no failed or dead job */
+	IMGMOD_RETRY_UNKNOWN_IMAGE,
+	IMGMOD_RETRY_UNKNOWN_VERSION,
+	IMGMOD_RETRY_MALFORMED,		/* not JSON */
+	IMGMOD_RETRY_WRONG_TYPE,	/* not an object or number; a field not a whole number */
+	IMGMOD_RETRY_NOT_POSITIVE,
+	IMGMOD_RETRY_OVERFLOW,
+	IMGMOD_RETRY_MISSING_IMAGE_ID,
+	IMGMOD_RETRY_UNKNOWN_FIELD,
+	IMGMOD_RETRY_DUPLICATE_FIELD,
+	IMGMOD_RETRY_TOO_LARGE,
+	IMGMOD_RETRY_FAILED,		/* the database step failed; the message is read again */
+	IMGMOD_RETRY_OUTCOME_COUNT
+} imgmod_retry_outcome;
+
+/*
+ * Parse a retry request; IMGMOD_RETRY_REQUEUED means valid, with *version 0
+ * when the message names none.  Anything else is the reason it is refused.
+ */
+imgmod_retry_outcome imgmod_parse_retry_request(const char *data, size_t len,
+												int64 *image_id, int32 *version);
+const char *imgmod_retry_outcome_name(imgmod_retry_outcome outcome);
+void		imgmod_count_retry_request(imgmod_retry_outcome outcome);
+
 #endif							/* IMGMOD_H */
