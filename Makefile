@@ -19,7 +19,7 @@ OBJS = \
 	src/module.o src/settings.o src/errors.o src/shared_state.o src/audit.o \
 	src/background_tx.o src/core_memory.o src/hashing.o src/storage.o src/storage_local.o src/storage_s3.o src/stats.o src/cache_redis.o \
 	src/upload.o src/inspect.o src/fetch.o \
-	bgworker/worker.o bgworker/job_queue.o bgworker/render_job.o bgworker/purge_job.o bgworker/publisher.o \
+	bgworker/worker.o bgworker/job_queue.o bgworker/render_job.o bgworker/purge_job.o bgworker/publisher.o bgworker/retry_request.o \
 	$(patsubst %.c,$(IMGCORE_DIR)/%.o,$(IMGCORE_SRCS))
 
 # PostgreSQL's own headers are included as system headers so that
@@ -28,7 +28,7 @@ PG_CPPFLAGS = -Isrc -I$(IMGCORE_DIR) $(IMGCORE_CFLAGS) $(shell pkg-config --cfla
 PG_CFLAGS = -Wall -Wextra -Werror
 SHLIB_LINK = $(IMGCORE_LIBS) $(shell pkg-config --libs libcurl hiredis rdkafka) -lpthread
 
-REGRESS = upload inspect rejections presets render versions privileges
+REGRESS = upload inspect rejections presets render versions settings claims privileges
 REGRESS_OPTS = --use-existing
 override CONTRIB_TESTDB = imgmod_regress
 

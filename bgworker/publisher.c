@@ -10,9 +10,18 @@
  * broker acknowledged it (delivery report); anything not acknowledged stays
  * unpublished and is sent again later, so consumers de-duplicate on
  * event_id.  The same worker consumes retry requests from the retry topic
- * and calls imgmod.retry() for the image each names.  Published events are
- * trimmed after imgmod.outbox_retention; with no Kafka configured, NOTIFY is
- * the only delivery and events are trimmed after the same retention.
+ * (retry_request.c says what a valid one is) and calls imgmod.retry() for
+ * the image each names; a message's offset is committed only after the
+ * transaction that re-queued its jobs committed, so a crash in between
+ * reads it again.  Published events are trimmed after
+ * imgmod.outbox_retention.  While Kafka is configured an unpublished event
+ * is never trimmed, even when no Kafka client could be created; with no
+ * Kafka configured, NOTIFY is the only delivery and events are trimmed
+ * after the same retention.
+ *
+ * Every statement names its schema, and the search_path is pinned to
+ * pg_catalog, pg_temp when the worker connects, so nothing a user creates
+ * can stand in for what the publisher calls.
  *
  * librdkafka runs its own threads; they never touch PostgreSQL: delivery
  * reports are served by rd_kafka_poll() on this process's main thread, and
@@ -38,6 +47,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -47,8 +57,17 @@ PGDLLEXPORT void imgmod_publisher_main(Datum main_arg);
 
 static rd_kafka_t *producer = NULL;
 static rd_kafka_t *consumer = NULL;
-static char *connected_brokers = NULL;
-static char *connected_retry_topic = NULL;
+/* The settings the clients were made with (secrets included; never logged). */
+static char *connected_settings = NULL;
+
+/*
+ * Settings with which no client could be made, and when: they are tried
+ * again only after CLIENT_RETRY_INTERVAL_MS (or once they change), so a bad
+ * setting gives one warning every few seconds, not one per loop.
+ */
+#define CLIENT_RETRY_INTERVAL_MS 10000
+static char *failed_settings = NULL;
+static TimestampTz failed_at = 0;
 
 /* Event ids acknowledged by the broker since the last UPDATE. */
 static int64 *acked = NULL;
@@ -76,6 +95,44 @@ delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 	}
 }
 
+/*
+ * Set one librdkafka property.  A refused secret is reported by name only:
+ * librdkafka's message may quote the value.
+ */
+static bool
+set_kafka_property(rd_kafka_conf_t *conf, const char *property, const char *value, bool secret)
+{
+	char		errstr[512];
+
+	if (rd_kafka_conf_set(conf, property, value, errstr, sizeof(errstr)) == RD_KAFKA_CONF_OK)
+		return true;
+	ereport(WARNING,
+			(errmsg("imgmod publisher: Kafka setting %s: %s", property,
+					secret ? "refused (the value is not shown)" : errstr)));
+	return false;
+}
+
+/* Optional settings: an empty one keeps librdkafka's default. */
+static bool
+set_optional_kafka_property(rd_kafka_conf_t *conf, const char *property, const char *value,
+							bool secret)
+{
+	if (value == NULL || value[0] == '\0')
+		return true;
+	return set_kafka_property(conf, property, value, secret);
+}
+
+/* Security settings, the same for the producer and the retry consumer. */
+static bool
+set_security_properties(rd_kafka_conf_t *conf)
+{
+	return set_optional_kafka_property(conf, "security.protocol", imgmod_kafka_security_protocol, false) &&
+		set_optional_kafka_property(conf, "sasl.mechanisms", imgmod_kafka_sasl_mechanism, false) &&
+		set_optional_kafka_property(conf, "sasl.username", imgmod_kafka_sasl_username, true) &&
+		set_optional_kafka_property(conf, "sasl.password", imgmod_kafka_sasl_password, true) &&
+		set_optional_kafka_property(conf, "ssl.ca.location", imgmod_kafka_ssl_ca_location, false);
+}
+
 static rd_kafka_t *
 make_client(rd_kafka_type_t type, const char *brokers)
 {
@@ -86,10 +143,9 @@ make_client(rd_kafka_type_t type, const char *brokers)
 	sigset_t	saved;
 
 #define SET(k, v) \
-	if (rd_kafka_conf_set(conf, k, v, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) \
+	if (!set_kafka_property(conf, k, v, false)) \
 	{ \
 		rd_kafka_conf_destroy(conf); \
-		ereport(WARNING, (errmsg("imgmod publisher: Kafka setting %s: %s", k, errstr))); \
 		return NULL; \
 	}
 	SET("bootstrap.servers", brokers);
@@ -110,9 +166,16 @@ make_client(rd_kafka_type_t type, const char *brokers)
 	{
 		SET("group.id", "imgmod-retry");
 		SET("auto.offset.reset", "earliest");
-		SET("enable.auto.commit", "true");
+		/* Offsets are committed by hand, once the re-queue has committed. */
+		SET("enable.auto.commit", "false");
+		SET("enable.auto.offset.store", "false");
 	}
 #undef SET
+	if (!set_security_properties(conf))
+	{
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
 
 	/* librdkafka's threads inherit this mask: keep every signal off them. */
 	sigfillset(&all);
@@ -149,12 +212,9 @@ disconnect(void)
 		rd_kafka_destroy_flags(consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 		consumer = NULL;
 	}
-	if (connected_brokers)
-		pfree(connected_brokers);
-	if (connected_retry_topic)
-		pfree(connected_retry_topic);
-	connected_brokers = NULL;
-	connected_retry_topic = NULL;
+	if (connected_settings)
+		pfree(connected_settings);
+	connected_settings = NULL;
 }
 
 static void
@@ -165,24 +225,49 @@ on_exit_disconnect(int code, Datum arg)
 	disconnect();
 }
 
+static bool
+kafka_configured(void)
+{
+	return imgmod_kafka_brokers != NULL && imgmod_kafka_brokers[0] != '\0';
+}
+
+/* Every setting the clients are made from, as one string to compare. */
+static char *
+client_settings(void)
+{
+	return psprintf("%s\n%s\n%s\n%s\n%s\n%s\n%s",
+					imgmod_kafka_brokers, imgmod_kafka_retry_topic,
+					imgmod_kafka_security_protocol, imgmod_kafka_sasl_mechanism,
+					imgmod_kafka_sasl_username, imgmod_kafka_sasl_password,
+					imgmod_kafka_ssl_ca_location);
+}
+
 /* (Re)connect when the settings changed; true when Kafka is in use. */
 static bool
 ensure_clients(void)
 {
-	bool		wanted = imgmod_kafka_brokers != NULL && imgmod_kafka_brokers[0] != '\0';
+	bool		wanted = kafka_configured();
+	char	   *settings = client_settings();
 
-	if (connected_brokers &&
-		(!wanted || strcmp(connected_brokers, imgmod_kafka_brokers) != 0 ||
-		 strcmp(connected_retry_topic, imgmod_kafka_retry_topic) != 0))
+	if (connected_settings && (!wanted || strcmp(connected_settings, settings) != 0))
 		disconnect();
 	if (!wanted)
 		return false;
 	if (producer != NULL)
 		return true;
+	if (failed_settings != NULL && strcmp(failed_settings, settings) == 0 &&
+		!TimestampDifferenceExceeds(failed_at, GetCurrentTimestamp(), CLIENT_RETRY_INTERVAL_MS))
+		return false;
 
 	producer = make_client(RD_KAFKA_PRODUCER, imgmod_kafka_brokers);
 	if (producer == NULL)
+	{
+		if (failed_settings)
+			pfree(failed_settings);
+		failed_settings = MemoryContextStrdup(TopMemoryContext, settings);
+		failed_at = GetCurrentTimestamp();
 		return false;
+	}
 	consumer = make_client(RD_KAFKA_CONSUMER, imgmod_kafka_brokers);
 	if (consumer != NULL)
 	{
@@ -194,8 +279,7 @@ ensure_clients(void)
 			ereport(WARNING, (errmsg("imgmod publisher: cannot subscribe to %s", imgmod_kafka_retry_topic)));
 		rd_kafka_topic_partition_list_destroy(topics);
 	}
-	connected_brokers = MemoryContextStrdup(TopMemoryContext, imgmod_kafka_brokers);
-	connected_retry_topic = MemoryContextStrdup(TopMemoryContext, imgmod_kafka_retry_topic);
+	connected_settings = MemoryContextStrdup(TopMemoryContext, settings);
 	elog(LOG, "imgmod publisher: sending status events to Kafka topic \"%s\" at %s, retry requests from \"%s\"",
 		 imgmod_kafka_status_topic, imgmod_kafka_brokers, imgmod_kafka_retry_topic);
 	return true;
@@ -217,7 +301,7 @@ mark_published(void)
 		ids[i] = Int64GetDatum(acked[i]);
 	arr = construct_array(ids, nacked, INT8OID, 8, true, TYPALIGN_DOUBLE);
 	values[0] = PointerGetDatum(arr);
-	if (SPI_execute_with_args("UPDATE imgmod.events SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL",
+	if (SPI_execute_with_args("UPDATE imgmod.events SET published_at = pg_catalog.now() WHERE id = ANY($1) AND published_at IS NULL",
 							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "imgmod publisher: could not mark events published");
 	imgmod_bg_commit_tx();
@@ -247,7 +331,7 @@ publish_batch(void)
 	}
 
 	imgmod_bg_begin_tx(NULL);
-	if (SPI_execute("SELECT id, image_id, payload::text FROM imgmod.events "
+	if (SPI_execute("SELECT id, image_id, payload::pg_catalog.text FROM imgmod.events "
 					"WHERE published_at IS NULL ORDER BY id LIMIT " CppAsString2(PUBLISH_BATCH),
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "imgmod publisher: could not read the outbox");
@@ -309,7 +393,47 @@ publish_batch(void)
 	return produced == PUBLISH_BATCH;
 }
 
-/* Retry requests: a message naming an image id ("42" or {"image_id": 42}). */
+/*
+ * Re-queue what one valid retry request names, in a transaction of its
+ * own; returns what became of it.  A version, when given, must exist.
+ */
+static imgmod_retry_outcome
+requeue(int64 image_id, int32 version)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2] = {Int64GetDatum(image_id), Int32GetDatum(version)};
+	char		nulls[2] = {' ', version > 0 ? ' ' : 'n'};
+	imgmod_retry_outcome outcome;
+	bool		isnull;
+	Datum		requeued;
+
+	imgmod_bg_begin_tx("imgmod: retry request");
+	if (SPI_execute_with_args("SELECT CASE WHEN $2 IS NULL OR EXISTS "
+							  "  (SELECT 1 FROM imgmod.image_versions v WHERE v.image_id = i.id AND v.version = $2) "
+							  "  THEN imgmod.retry(i.id) END "
+							  "FROM imgmod.images i WHERE i.id = $1",
+							  2, types, values, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "imgmod publisher: retry of image %lld failed", (long long) image_id);
+	if (SPI_processed == 0)
+		outcome = IMGMOD_RETRY_UNKNOWN_IMAGE;
+	else
+	{
+		requeued = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (isnull)
+			outcome = IMGMOD_RETRY_UNKNOWN_VERSION;
+		else
+			outcome = DatumGetInt32(requeued) > 0 ? IMGMOD_RETRY_REQUEUED : IMGMOD_RETRY_NOTHING_TO_RETRY;
+	}
+	imgmod_bg_commit_tx();
+	return outcome;
+}
+
+/*
+ * Retry requests, oldest first.  Each message is parsed, acted on, counted
+ * and then its offset committed.  When the database step fails, the
+ * consumer is moved back to that message, which is read again on the next
+ * round; nothing after it is committed before it.
+ */
 static bool
 consume_retry_requests(void)
 {
@@ -317,53 +441,68 @@ consume_retry_requests(void)
 
 	for (int i = 0; i < 100; i++)
 	{
-		rd_kafka_message_t *msg = rd_kafka_consumer_poll(consumer, 0);
-		char		text[128];
-		const char *digits;
+		rd_kafka_message_t *volatile msg = rd_kafka_consumer_poll(consumer, 0);
+		volatile imgmod_retry_outcome outcome;
 		int64		image_id;
+		int32		version;
+		volatile bool failed = false;
 
 		if (msg == NULL)
 			break;
-		if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR || msg->len == 0 || msg->len >= sizeof(text))
+		if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
+			if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				elog(LOG, "imgmod publisher: reading the retry topic: %s", rd_kafka_message_errstr(msg));
 			rd_kafka_message_destroy(msg);
 			continue;
 		}
-		memcpy(text, msg->payload, msg->len);
-		text[msg->len] = '\0';
+		outcome = imgmod_parse_retry_request(msg->payload, msg->len, &image_id, &version);
+		if (outcome == IMGMOD_RETRY_REQUEUED)
+		{
+			PG_TRY();
+			{
+				outcome = requeue(image_id, version);
+			}
+			PG_CATCH();
+			{
+				EmitErrorReport();
+				FlushErrorState();
+				AbortCurrentTransaction();
+				failed = true;
+			}
+			PG_END_TRY();
+		}
+		if (failed)
+		{
+			imgmod_count_retry_request(IMGMOD_RETRY_FAILED);
+			elog(LOG, "imgmod publisher: retry request at offset %lld of \"%s\" [%d] will be read again",
+				 (long long) msg->offset, rd_kafka_topic_name(msg->rkt), (int) msg->partition);
+			rd_kafka_seek(msg->rkt, msg->partition, msg->offset, 0);
+			rd_kafka_message_destroy(msg);
+			break;
+		}
+		imgmod_count_retry_request(outcome);
+		if (outcome == IMGMOD_RETRY_REQUEUED || outcome == IMGMOD_RETRY_NOTHING_TO_RETRY)
+			elog(DEBUG1, "imgmod publisher: retry request for image %lld: %s",
+				 (long long) image_id, imgmod_retry_outcome_name(outcome));
+		else
+			/* The reason and the size only: the bytes are whatever anyone sent. */
+			elog(LOG, "imgmod publisher: ignoring retry request at offset %lld of \"%s\" [%d] (%zu bytes): %s",
+				 (long long) msg->offset, rd_kafka_topic_name(msg->rkt), (int) msg->partition,
+				 msg->len, imgmod_retry_outcome_name(outcome));
+		any = true;
+		/* Asynchronous: ordered after the commit above, without waiting on the broker. */
+		rd_kafka_commit_message(consumer, msg, 1);
 		rd_kafka_message_destroy(msg);
-		digits = strpbrk(text, "0123456789");
-		if (digits == NULL)
-		{
-			elog(LOG, "imgmod publisher: ignoring retry request without an image id: %s", text);
-			continue;
-		}
-		image_id = strtoll(digits, NULL, 10);
-		PG_TRY();
-		{
-			Oid			types[1] = {INT8OID};
-			Datum		values[1] = {Int64GetDatum(image_id)};
-
-			imgmod_bg_begin_tx(NULL);
-			if (SPI_execute_with_args("SELECT imgmod.retry(id) FROM imgmod.images WHERE id = $1",
-									  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-				elog(ERROR, "imgmod publisher: retry of image %lld failed", (long long) image_id);
-			if (SPI_processed == 0)
-				elog(LOG, "imgmod publisher: retry request for unknown image %lld ignored", (long long) image_id);
-			imgmod_bg_commit_tx();
-			any = true;
-		}
-		PG_CATCH();
-		{
-			EmitErrorReport();
-			FlushErrorState();
-			AbortCurrentTransaction();
-		}
-		PG_END_TRY();
 	}
 	return any;
 }
 
+/*
+ * Trim old events.  While Kafka is configured only acknowledged ones go,
+ * whether or not a client could be made; without Kafka, NOTIFY was the
+ * only delivery and every event goes after the retention.
+ */
 static void
 trim_outbox(void)
 {
@@ -372,8 +511,9 @@ trim_outbox(void)
 
 	imgmod_bg_begin_tx(NULL);
 	values[0] = Int32GetDatum(imgmod_outbox_retention_s);
-	values[1] = BoolGetDatum(producer != NULL);
-	if (SPI_execute_with_args("DELETE FROM imgmod.events WHERE created_at < now() - make_interval(secs => $1) "
+	values[1] = BoolGetDatum(kafka_configured());
+	if (SPI_execute_with_args("DELETE FROM imgmod.events "
+							  "WHERE created_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1) "
 							  "AND (published_at IS NOT NULL OR NOT $2)",
 							  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "imgmod publisher: could not trim the outbox");
@@ -391,6 +531,7 @@ imgmod_publisher_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(imgmod_database, NULL, 0);
+	imgmod_pin_search_path();
 	on_proc_exit(on_exit_disconnect, (Datum) 0);
 	imgmod_publisher_attach();
 
@@ -421,7 +562,9 @@ imgmod_publisher_main(Datum main_arg)
 					if (consumer)
 						busy |= consume_retry_requests();
 				}
-				if (TimestampDifferenceExceeds(last_trim, now, 60 * 1000))
+				/* at least once a minute, and as often as the retention asks */
+				if (TimestampDifferenceExceeds(last_trim, now,
+											   Min(60, imgmod_outbox_retention_s) * 1000))
 				{
 					last_trim = now;
 					trim_outbox();

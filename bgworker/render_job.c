@@ -48,6 +48,7 @@ typedef struct claimed_job
 	bool		has_staged;		/* the version's row still holds the normalised master */
 	char	   *master_key;		/* compressed master, once stored */
 	char		master_sha256[65];	/* digest of the full-resolution master */
+	int32		master_bytes;	/* its size as recorded */
 	uint8_t    *source;			/* the bytes rendered from */
 	size_t		source_len;
 	bool		source_is_staged;	/* full-resolution source (Redis or staged row);
@@ -102,7 +103,7 @@ prepare_render(claimed_job *job, MemoryContext keep)
 	/* Only where the source is; its bytes are read after this commits. */
 	if (SPI_execute_with_args("SELECT v.staged IS NOT NULL, v.master_key, "
 							  "       coalesce(i.current_version, 0) > v.version OR i.status = 'deleted', "
-							  "       i.status = 'deleted', v.master_sha256 "
+							  "       i.status = 'deleted', v.master_sha256, coalesce(v.master_bytes, 0) "
 							  "FROM imgmod.image_versions v JOIN imgmod.images i ON i.id = v.image_id "
 							  "WHERE v.image_id = $1 AND v.version = $2 FOR UPDATE OF i",
 							  2, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
@@ -114,6 +115,7 @@ prepare_render(claimed_job *job, MemoryContext keep)
 	MemoryContextSwitchTo(old);
 	strlcpy(job->master_sha256, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5),
 			sizeof(job->master_sha256));
+	job->master_bytes = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6, &isnull));
 	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)))
 	{
 		bool		deleted = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
@@ -243,7 +245,8 @@ load_source(claimed_job *job)
 			 (long long) job->image_id, job->version);
 	{
 		char		errbuf[1024];
-		bytea	   *b = imgmod_store_get(IMGMOD_STORE_MAIN, job->master_key, errbuf, sizeof(errbuf));
+		bytea	   *b = imgmod_store_get(IMGMOD_STORE_MAIN, job->master_key, job->master_bytes,
+										 errbuf, sizeof(errbuf));
 
 		if (b == NULL)
 			ereport(ERROR,

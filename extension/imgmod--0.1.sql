@@ -599,6 +599,21 @@ CREATE VIEW imgmod.rejection_stats AS
 SELECT * FROM imgmod.rejection_counters();
 COMMENT ON VIEW imgmod.rejection_stats IS 'Rejections by reason since server start, counted in shared memory (visible even when audit rows could not be queued).';
 
+-- ---------------------------------------------------------- retry topic
+
+CREATE FUNCTION imgmod.retry_request_counters(OUT outcome text, OUT total bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'imgmod_retry_request_counters'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION imgmod.retry_request_counters() IS
+  'Messages read from the Kafka retry topic since server start, by outcome: requeued, nothing_to_retry, unknown_image, unknown_version, failed (read again), or the reason a message was refused (malformed, wrong_type, not_positive, overflow, missing_image_id, unknown_field, duplicate_field, too_large).';
+REVOKE ALL ON FUNCTION imgmod.retry_request_counters() FROM PUBLIC;
+
+CREATE VIEW imgmod.retry_request_stats AS
+SELECT outcome, total FROM imgmod.retry_request_counters();
+COMMENT ON VIEW imgmod.retry_request_stats IS 'Retry requests from the Kafka retry topic since server start, by outcome; a refused message is counted under its reason and never retries any image.';
+REVOKE ALL ON imgmod.retry_request_stats FROM PUBLIC;
+
 -- ------------------------------------------------------------------ backups
 
 -- pg_dump dumps the rows of an extension's tables only when they are
@@ -668,10 +683,11 @@ GRANT EXECUTE ON FUNCTION imgmod.delete(bigint),
                           imgmod.rejection_counters(),
                           imgmod.audit_queue(),
                           imgmod.store_counters(),
-                          imgmod.cache_counters()
+                          imgmod.cache_counters(),
+                          imgmod.retry_request_counters()
       TO imgmod_admin;
 GRANT INSERT, UPDATE, DELETE ON imgmod.presets TO imgmod_admin;
 GRANT SELECT ON imgmod.jobs, imgmod.rejections, imgmod.installation,
                 imgmod.queue, imgmod.status_counts, imgmod.rejection_stats,
-                imgmod.stats, imgmod.cache_stats
+                imgmod.stats, imgmod.cache_stats, imgmod.retry_request_stats
       TO imgmod_admin;

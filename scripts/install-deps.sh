@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian package that building imgmod, running its demo and
-# running its tests need. Idempotent: packages already present are skipped.
+# running its tests need, and the Python tools the tests run from a venv.
+# Idempotent: packages already present are skipped.
 set -euo pipefail
 
 PACKAGES=(
@@ -12,7 +13,9 @@ PACKAGES=(
   # object storage, cache, status
   libcurl4-openssl-dev libhiredis-dev librdkafka-dev
   # tests
-  libipc-run-perl valgrind libjpeg-turbo-progs
+  libipc-run-perl valgrind libjpeg-turbo-progs strace
+  # check-jsonschema (docker/docker-compose.yml) runs from a venv
+  python3-venv
 )
 
 missing=()
@@ -29,3 +32,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 echo "install-deps: all packages present"
+
+# check-jsonschema validates docker/docker-compose.yml against the Compose
+# specification; PyPI's package, in a venv of its own (Debian's Python is
+# externally managed).
+TOOLS_VENV=${IMGMOD_TOOLS_VENV:-/opt/imgmod-tools}
+CHECK_JSONSCHEMA_VERSION=0.39.0
+if ! "$TOOLS_VENV/bin/check-jsonschema" --version 2>/dev/null | grep -q "$CHECK_JSONSCHEMA_VERSION"; then
+  echo "install-deps: installing check-jsonschema $CHECK_JSONSCHEMA_VERSION into $TOOLS_VENV"
+  /usr/bin/python3 -m venv "$TOOLS_VENV"
+  "$TOOLS_VENV/bin/pip" install -q "check-jsonschema==$CHECK_JSONSCHEMA_VERSION"
+fi
+echo "install-deps: check-jsonschema present ($TOOLS_VENV/bin/check-jsonschema)"

@@ -16,6 +16,14 @@ stage "dependencies"
 bash scripts/install-deps.sh
 PGBIN=$(pg_config --bindir)
 
+stage "docker/docker-compose.yml (Compose specification, no secret on a command line)"
+"${IMGMOD_TOOLS_VENV:-/opt/imgmod-tools}/bin/check-jsonschema" --builtin-schema vendor.compose-spec \
+  docker/docker-compose.yml
+if grep -nE 'imgmod\.[a-z0-9_]*(secret_key|access_key|redis_url|password)=' docker/docker-compose.yml; then
+  echo "docker/docker-compose.yml passes a secret setting with -c; use its secrets: instead"
+  exit 1
+fi
+
 stage "build"
 make -s clean >/dev/null 2>&1 || true
 make -s

@@ -90,14 +90,8 @@ ROLLBACK;
 -- Nothing was registered.
 SELECT count(*) AS images FROM imgmod.images WHERE original_name IN ('empty.jpg', 'cut.jpg', 'rolled_back.jpg');
 
--- Wait (bounded) until the worker has moved the queue into the table.
-DO $$
-DECLARE deadline timestamptz := clock_timestamp() + interval '30 s';
-BEGIN
-    WHILE (SELECT queued FROM imgmod.audit_queue()) > 0 AND clock_timestamp() < deadline LOOP
-        PERFORM pg_sleep(0.01);
-    END LOOP;
-END $$;
+\set wait_for_audit :abs_srcdir '/sql/include/wait_for_audit.sql'
+\i :wait_for_audit
 SELECT queued, dropped FROM imgmod.audit_queue();
 SELECT outcome, reason, sqlstate, claimed_name, detected_format, bytes,
        sha256 IS NOT NULL AS hashed, role_name, application_name, backend_pid = pg_backend_pid() AS this_backend

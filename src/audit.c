@@ -16,6 +16,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "libpq/libpq-be.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
 #include "storage/lwlock.h"
@@ -26,13 +27,26 @@
 
 #include "shared_state.h"
 
+/*
+ * Copy text into a fixed-size audit field, cut on a character boundary of
+ * the database encoding: a multibyte name cut in the middle of a character
+ * would make an invalid text value in imgmod.rejections.
+ */
 static void
 copy_text(char *dst, size_t size, const char *src)
 {
+	int			len;
+
 	if (src == NULL)
+	{
 		dst[0] = '\0';
-	else
-		strlcpy(dst, src, size);
+		return;
+	}
+	len = strlen(src);
+	if ((size_t) len >= size)
+		len = pg_mbcliplen(src, len, (int) size - 1);
+	memcpy(dst, src, len);
+	dst[len] = '\0';
 }
 
 void

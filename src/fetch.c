@@ -20,12 +20,25 @@ report_deleted(int64 image_id)
 			 errmsg("imgmod: image %lld was deleted", (long long) image_id)));
 }
 
+/* Column column of the looked-up row: the object's size as the database recorded it. */
+static size_t
+recorded_size(int column)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, column, &isnull);
+
+	if (isnull)
+		elog(ERROR, "imgmod: the stored object has no recorded size");
+	return (size_t) DatumGetInt32(d);
+}
+
 /*
- * The object of a master of (image, version or current), with errors that
- * say why not; *sha256 is the digest of the full-resolution master.
+ * The object of a master of (image, version or current) and its recorded
+ * size, with errors that say why not; *sha256 is the digest of the
+ * full-resolution master.
  */
 static char *
-master_key(int64 image_id, bool original, FunctionCallInfo fcinfo, char **sha256)
+master_key(int64 image_id, bool original, FunctionCallInfo fcinfo, size_t *bytes, char **sha256)
 {
 	Oid			types[2] = {INT8OID, INT4OID};
 	Datum		values[2];
@@ -37,10 +50,10 @@ master_key(int64 image_id, bool original, FunctionCallInfo fcinfo, char **sha256
 	values[1] = PG_ARGISNULL(2) ? (Datum) 0 : Int32GetDatum(PG_GETARG_INT32(2));
 	nulls[1] = PG_ARGISNULL(2) ? 'n' : ' ';
 	if (SPI_execute_with_args(original ?
-							  "SELECT v.hires_key, v.status, i.status, v.master_sha256 FROM imgmod.images i "
+							  "SELECT v.hires_key, v.status, i.status, v.master_sha256, v.hires_bytes FROM imgmod.images i "
 							  "LEFT JOIN imgmod.image_versions v ON v.image_id = i.id "
 							  " AND v.version = coalesce($2, i.current_version) WHERE i.id = $1" :
-							  "SELECT v.master_key, v.status, i.status, v.master_sha256 FROM imgmod.images i "
+							  "SELECT v.master_key, v.status, i.status, v.master_sha256, v.master_bytes FROM imgmod.images i "
 							  "LEFT JOIN imgmod.image_versions v ON v.image_id = i.id "
 							  " AND v.version = coalesce($2, i.current_version) WHERE i.id = $1",
 							  2, types, values, nulls, true, 1) != SPI_OK_SELECT)
@@ -68,21 +81,24 @@ master_key(int64 image_id, bool original, FunctionCallInfo fcinfo, char **sha256
 						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3)),
 				 errhint("Masters are stored by the worker; wait with SELECT imgmod.wait(%lld).",
 						 (long long) image_id)));
+	*bytes = recorded_size(5);
 	return key;
 }
 
 /*
- * The object of variant (image, preset, version or current), with errors
- * that say why not; *version and *etag say which bytes it must hold.
+ * The object of variant (image, preset, version or current) and its
+ * recorded size, with errors that say why not; *version and *etag say which
+ * bytes it must hold.
  */
 static char *
-variant_key(int64 image_id, const char *preset, FunctionCallInfo fcinfo, int32 *version, char **etag)
+variant_key(int64 image_id, const char *preset, FunctionCallInfo fcinfo, size_t *bytes, int32 *version,
+			char **etag)
 {
 	static const char *lookup =
 		"SELECT i.current_version, i.status, v.version, v.object_key, "
 		"       (SELECT iv.status FROM imgmod.image_versions iv "
 		"         WHERE iv.image_id = i.id AND iv.version = coalesce($3, i.current_version)), "
-		"       v.etag "
+		"       v.etag, v.bytes "
 		"FROM imgmod.images i "
 		"LEFT JOIN imgmod.variants v ON v.image_id = i.id AND v.preset = $2 "
 		" AND v.version = coalesce($3, i.current_version) "
@@ -135,6 +151,7 @@ variant_key(int64 image_id, const char *preset, FunctionCallInfo fcinfo, int32 *
 	}
 	*version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	*etag = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
+	*bytes = recorded_size(7);
 	return key;
 }
 
@@ -177,6 +194,7 @@ imgmod_fetch(PG_FUNCTION_ARGS)
 	char	   *sha256 = NULL;
 	char	   *etag = NULL;
 	int32		version = 0;
+	size_t		bytes;
 	imgmod_store store = IMGMOD_STORE_MAIN;
 	bytea	   *result = NULL;
 	bytea	   *copy;
@@ -191,19 +209,19 @@ imgmod_fetch(PG_FUNCTION_ARGS)
 	SPI_connect();
 	if (strcmp(preset, "original") == 0)
 	{
-		key = master_key(image_id, true, fcinfo, &sha256);
+		key = master_key(image_id, true, fcinfo, &bytes, &sha256);
 		store = IMGMOD_STORE_HIRES;
 	}
 	else if (strcmp(preset, "master") == 0)
-		key = master_key(image_id, false, fcinfo, &sha256);
+		key = master_key(image_id, false, fcinfo, &bytes, &sha256);
 	else
 	{
-		key = variant_key(image_id, preset, fcinfo, &version, &etag);
+		key = variant_key(image_id, preset, fcinfo, &bytes, &version, &etag);
 		result = variant_from_cache(image_id, version, preset, etag);
 	}
 
 	if (result == NULL)
-		result = imgmod_store_get(store, key, errbuf, sizeof(errbuf));
+		result = imgmod_store_get(store, key, bytes, errbuf, sizeof(errbuf));
 	if (result == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_IO_ERROR),

@@ -52,24 +52,31 @@ return_resource_owner(ResourceOwner saved)
 	}
 }
 
+/*
+ * Errors are raised only after the context is freed and the borrowed
+ * resource owner returned, with the reason taken while the context was
+ * still alive: a worker outside a transaction must not be left with a
+ * temporary owner as its current one.
+ */
 void
 imgmod_sha256_hex(const uint8_t *data, size_t len, char out[65])
 {
 	ResourceOwner saved = borrow_resource_owner();
-
 	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	const char *failure = NULL;
 
-	if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
-		pg_cryptohash_update(ctx, data, len) < 0 ||
-		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
-	{
-		if (ctx)
-			pg_cryptohash_free(ctx);
-		elog(ERROR, "imgmod: could not compute SHA-256: %s", pg_cryptohash_error(ctx));
-	}
-	pg_cryptohash_free(ctx);
+	if (ctx == NULL)
+		failure = "out of memory";
+	else if (pg_cryptohash_init(ctx) < 0 ||
+			 pg_cryptohash_update(ctx, data, len) < 0 ||
+			 pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		failure = pg_cryptohash_error(ctx);
+	if (ctx != NULL)
+		pg_cryptohash_free(ctx);
 	return_resource_owner(saved);
+	if (failure != NULL)
+		elog(ERROR, "imgmod: could not compute SHA-256: %s", failure);
 	to_hex(digest, sizeof(digest), out);
 }
 
@@ -78,8 +85,9 @@ imgmod_md5_hex(const uint8_t *data, size_t len, char out[33])
 {
 	const char *errstr = NULL;
 	ResourceOwner saved = borrow_resource_owner();
+	bool		ok = pg_md5_hash(data, len, out, &errstr);
 
-	if (!pg_md5_hash(data, len, out, &errstr))
-		elog(ERROR, "imgmod: could not compute MD5: %s", errstr ? errstr : "?");
 	return_resource_owner(saved);
+	if (!ok)
+		elog(ERROR, "imgmod: could not compute MD5: %s", errstr ? errstr : "?");
 }

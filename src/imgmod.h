@@ -50,6 +50,11 @@ extern int	imgmod_redis_timeout_ms;
 extern char *imgmod_kafka_brokers;
 extern char *imgmod_kafka_status_topic;
 extern char *imgmod_kafka_retry_topic;
+extern char *imgmod_kafka_security_protocol;
+extern char *imgmod_kafka_sasl_mechanism;
+extern char *imgmod_kafka_sasl_username;
+extern char *imgmod_kafka_sasl_password;
+extern char *imgmod_kafka_ssl_ca_location;
 extern int	imgmod_outbox_retention_s;
 extern int	imgmod_superseded_retention_s;
 
@@ -181,8 +186,14 @@ typedef struct imgmod_put_item
  * is counted in shared memory.
  */
 int			imgmod_store_put_many(imgmod_put_item *items, int n);
-/* Read an object; palloc'd bytea, or NULL with errbuf filled. */
-bytea	   *imgmod_store_get(imgmod_store store, const char *key, char *errbuf, size_t errsize);
+/*
+ * Read an object whose size the database recorded as expected_bytes;
+ * palloc'd bytea, or NULL with errbuf filled.  An object of another size is
+ * refused (a larger one without reading more than expected_bytes of it):
+ * the stores are not trusted to hold what imgmod wrote.
+ */
+bytea	   *imgmod_store_get(imgmod_store store, const char *key, size_t expected_bytes,
+							 char *errbuf, size_t errsize);
 /*
  * Remove an object.  An object that is already gone counts as removed, so
  * a purge that is interrupted and run again succeeds.
@@ -192,7 +203,8 @@ bool		imgmod_store_delete(imgmod_store store, const char *key, char *errbuf, siz
 /* Backends (storage_local.c, storage_s3.c); same contracts as above. */
 bool		imgmod_local_put(imgmod_store store, const char *key, const uint8_t *data,
 							 size_t len, char *errbuf, size_t errsize);
-bytea	   *imgmod_local_get(imgmod_store store, const char *key, char *errbuf, size_t errsize);
+bytea	   *imgmod_local_get(imgmod_store store, const char *key, size_t expected_bytes,
+							 char *errbuf, size_t errsize);
 bool		imgmod_local_delete(imgmod_store store, const char *key, char *errbuf, size_t errsize);
 
 typedef struct imgmod_s3_target
@@ -209,7 +221,7 @@ typedef struct imgmod_s3_target
 bool		imgmod_s3_target_for(imgmod_store store, imgmod_s3_target *target);
 void		imgmod_s3_global_init(void);
 bytea	   *imgmod_s3_get(const imgmod_s3_target *t, imgmod_store store, const char *key,
-						  char *errbuf, size_t errsize);
+						  size_t expected_bytes, char *errbuf, size_t errsize);
 int			imgmod_s3_put_many(const imgmod_s3_target *targets, imgmod_put_item *items, int n);
 bool		imgmod_s3_delete(const imgmod_s3_target *t, imgmod_store store, const char *key,
 							 char *errbuf, size_t errsize);
@@ -260,5 +272,38 @@ int			imgmod_cache_delete_many(int n, const char *const *keys);
 int			imgmod_cache_drop_version(int64 image_id, int version, int npresets,
 									  char *const *presets);
 void		imgmod_count_cache(imgmod_cache_counter counter, int n);
+
+/* --------------------------------------------------------- retry topic */
+
+/* Largest retry request read; anything longer is refused unread. */
+#define IMGMOD_RETRY_REQUEST_MAX_BYTES 1024
+
+/* What became of one message on the retry topic (imgmod.retry_request_stats). */
+typedef enum imgmod_retry_outcome
+{
+	IMGMOD_RETRY_REQUEUED = 0,	/* valid, and imgmod.retry() re-queued jobs */
+	IMGMOD_RETRY_NOTHING_TO_RETRY,	/* valid, the image had no failed or dead job */
+	IMGMOD_RETRY_UNKNOWN_IMAGE,
+	IMGMOD_RETRY_UNKNOWN_VERSION,
+	IMGMOD_RETRY_MALFORMED,		/* not JSON */
+	IMGMOD_RETRY_WRONG_TYPE,	/* not an object or number; a field not a whole number */
+	IMGMOD_RETRY_NOT_POSITIVE,
+	IMGMOD_RETRY_OVERFLOW,
+	IMGMOD_RETRY_MISSING_IMAGE_ID,
+	IMGMOD_RETRY_UNKNOWN_FIELD,
+	IMGMOD_RETRY_DUPLICATE_FIELD,
+	IMGMOD_RETRY_TOO_LARGE,
+	IMGMOD_RETRY_FAILED,		/* the database step failed; the message is read again */
+	IMGMOD_RETRY_OUTCOME_COUNT
+} imgmod_retry_outcome;
+
+/*
+ * Parse a retry request; IMGMOD_RETRY_REQUEUED means valid, with *version 0
+ * when the message names none.  Anything else is the reason it is refused.
+ */
+imgmod_retry_outcome imgmod_parse_retry_request(const char *data, size_t len,
+												int64 *image_id, int32 *version);
+const char *imgmod_retry_outcome_name(imgmod_retry_outcome outcome);
+void		imgmod_count_retry_request(imgmod_retry_outcome outcome);
 
 #endif							/* IMGMOD_H */

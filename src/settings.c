@@ -51,6 +51,11 @@ int			imgmod_redis_timeout_ms = 500;
 char	   *imgmod_kafka_brokers = NULL;
 char	   *imgmod_kafka_status_topic = NULL;
 char	   *imgmod_kafka_retry_topic = NULL;
+char	   *imgmod_kafka_security_protocol = NULL;
+char	   *imgmod_kafka_sasl_mechanism = NULL;
+char	   *imgmod_kafka_sasl_username = NULL;
+char	   *imgmod_kafka_sasl_password = NULL;
+char	   *imgmod_kafka_ssl_ca_location = NULL;
 int			imgmod_outbox_retention_s = 86400;
 int			imgmod_superseded_retention_s = 86400;
 
@@ -116,30 +121,70 @@ imgmod_current_limits(img_limits *limits)
 /*
  * The five settings of one S3 store.  Keys are superuser-only and never
  * appear in messages; an empty endpoint keeps the store on local disk.
+ *
+ * Every name and description handed to DefineCustom*Variable() must live
+ * as long as the process: the GUC machinery keeps the pointers, and the
+ * library is loaded in the postmaster, whose working memory a backend frees
+ * after fork.  So the texts are string literals, not formatted at load time.
  */
+typedef struct s3_store_settings
+{
+	const char *endpoint_name;
+	const char *endpoint_desc;
+	const char *region_name;
+	const char *region_desc;
+	const char *bucket_name;
+	const char *bucket_desc;
+	const char *access_key_name;
+	const char *access_key_desc;
+	const char *secret_key_name;
+	const char *secret_key_desc;
+} s3_store_settings;
+
+#define S3_STORE_SETTINGS(prefix, what) { \
+	"imgmod." prefix "s3_endpoint", \
+	"S3 endpoint of the " what ", e.g. http://127.0.0.1:9000; empty keeps it in the local directory.", \
+	"imgmod." prefix "s3_region", "S3 region of the " what " (signed into every request).", \
+	"imgmod." prefix "s3_bucket", "S3 bucket of the " what ".", \
+	"imgmod." prefix "s3_access_key", "S3 access key of the " what ".", \
+	"imgmod." prefix "s3_secret_key", "S3 secret key of the " what ".", \
+}
+
+static const s3_store_settings main_store_settings =
+	S3_STORE_SETTINGS("", "main store (compressed masters and variants)");
+static const s3_store_settings hires_store_settings =
+	S3_STORE_SETTINGS("hires_", "hi-res store (full-resolution masters)");
+
 static void
-define_s3_settings(const char *prefix, const char *what, char **endpoint, char **region,
+define_s3_settings(const s3_store_settings *texts, char **endpoint, char **region,
 				   char **bucket, char **access_key, char **secret_key)
 {
-	char		name[64];
-
-	snprintf(name, sizeof(name), "imgmod.%ss3_endpoint", prefix);
-	DefineCustomStringVariable(pstrdup(name),
-							   psprintf("S3 endpoint of the %s, e.g. http://127.0.0.1:9000; empty keeps it in the local directory.", what),
+	DefineCustomStringVariable(texts->endpoint_name, texts->endpoint_desc,
 							   NULL, endpoint, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
-	snprintf(name, sizeof(name), "imgmod.%ss3_region", prefix);
-	DefineCustomStringVariable(pstrdup(name), psprintf("S3 region of the %s (signed into every request).", what),
+	DefineCustomStringVariable(texts->region_name, texts->region_desc,
 							   NULL, region, "us-east-1", PGC_SIGHUP, 0, NULL, NULL, NULL);
-	snprintf(name, sizeof(name), "imgmod.%ss3_bucket", prefix);
-	DefineCustomStringVariable(pstrdup(name), psprintf("S3 bucket of the %s.", what),
+	DefineCustomStringVariable(texts->bucket_name, texts->bucket_desc,
 							   NULL, bucket, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
-	snprintf(name, sizeof(name), "imgmod.%ss3_access_key", prefix);
-	DefineCustomStringVariable(pstrdup(name), psprintf("S3 access key of the %s.", what),
+	DefineCustomStringVariable(texts->access_key_name, texts->access_key_desc,
 							   NULL, access_key, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
-	snprintf(name, sizeof(name), "imgmod.%ss3_secret_key", prefix);
-	DefineCustomStringVariable(pstrdup(name), psprintf("S3 secret key of the %s.", what),
+	DefineCustomStringVariable(texts->secret_key_name, texts->secret_key_desc,
 							   NULL, secret_key, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
 							   NULL, NULL, NULL);
+}
+
+/* librdkafka's security.protocol values; empty leaves librdkafka's default. */
+static bool
+check_kafka_security_protocol(char **newval, void **extra, GucSource source)
+{
+	static const char *const allowed[] = {"", "plaintext", "ssl", "sasl_plaintext", "sasl_ssl"};
+
+	(void) extra;
+	(void) source;
+	for (size_t i = 0; i < lengthof(allowed); i++)
+		if (pg_strcasecmp(*newval, allowed[i]) == 0)
+			return true;
+	GUC_check_errdetail("imgmod.kafka_security_protocol must be plaintext, ssl, sasl_plaintext or sasl_ssl (or empty).");
+	return false;
 }
 
 void
@@ -226,11 +271,9 @@ imgmod_define_settings(void)
 							NULL, &imgmod_poll_interval_ms, 1000, 10, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
-	define_s3_settings("", "main store (compressed masters and variants)",
-					   &imgmod_s3_endpoint, &imgmod_s3_region, &imgmod_s3_bucket,
+	define_s3_settings(&main_store_settings, &imgmod_s3_endpoint, &imgmod_s3_region, &imgmod_s3_bucket,
 					   &imgmod_s3_access_key, &imgmod_s3_secret_key);
-	define_s3_settings("hires_", "hi-res store (full-resolution masters)",
-					   &imgmod_hires_s3_endpoint, &imgmod_hires_s3_region, &imgmod_hires_s3_bucket,
+	define_s3_settings(&hires_store_settings, &imgmod_hires_s3_endpoint, &imgmod_hires_s3_region, &imgmod_hires_s3_bucket,
 					   &imgmod_hires_s3_access_key, &imgmod_hires_s3_secret_key);
 	DefineCustomBoolVariable("imgmod.s3_virtual_host",
 							 "Address buckets as bucket.host (virtual-hosted style) instead of host/bucket (path style, as MinIO expects).",
@@ -250,7 +293,8 @@ imgmod_define_settings(void)
 
 	DefineCustomStringVariable("imgmod.redis_url",
 							   "Redis cache as redis://[:password@]host[:port][/db]; empty means no Redis.",
-							   NULL, &imgmod_redis_url, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+							   NULL, &imgmod_redis_url, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
+							   NULL, NULL, NULL);
 	DefineCustomIntVariable("imgmod.redis_ttl",
 							"How long cached sources and variants live in Redis.",
 							NULL, &imgmod_redis_ttl_s, 86400, 1, INT_MAX / 1000,
@@ -269,6 +313,25 @@ imgmod_define_settings(void)
 	DefineCustomStringVariable("imgmod.kafka_retry_topic",
 							   "Kafka topic read for retry requests (a message naming an image id re-queues its failed work).",
 							   NULL, &imgmod_kafka_retry_topic, "imgmod.retry", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("imgmod.kafka_security_protocol",
+							   "Kafka security.protocol of the publisher's producer and retry consumer: plaintext, ssl, sasl_plaintext or sasl_ssl; empty keeps librdkafka's default (plaintext).",
+							   NULL, &imgmod_kafka_security_protocol, "", PGC_SIGHUP, 0,
+							   check_kafka_security_protocol, NULL, NULL);
+	DefineCustomStringVariable("imgmod.kafka_sasl_mechanism",
+							   "Kafka SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when the security protocol is sasl_*; empty keeps librdkafka's default.",
+							   NULL, &imgmod_kafka_sasl_mechanism, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("imgmod.kafka_sasl_username",
+							   "Kafka SASL user name.",
+							   NULL, &imgmod_kafka_sasl_username, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("imgmod.kafka_sasl_password",
+							   "Kafka SASL password.",
+							   NULL, &imgmod_kafka_sasl_password, "", PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL, NULL, NULL, NULL);
+	DefineCustomStringVariable("imgmod.kafka_ssl_ca_location",
+							   "File or directory of the CA certificates that verify the Kafka brokers (ssl and sasl_ssl); empty keeps librdkafka's default.",
+							   NULL, &imgmod_kafka_ssl_ca_location, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
 	DefineCustomIntVariable("imgmod.outbox_retention",
 							"How long status events stay in imgmod.events after publication (or at all, without Kafka).",
 							NULL, &imgmod_outbox_retention_s, 86400, 1, INT_MAX,

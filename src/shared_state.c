@@ -69,6 +69,8 @@ imgmod_shmem_startup(void)
 		pg_atomic_init_u64(&imgmod_state->audit_dropped, 0);
 		for (int i = 0; i < IMGMOD_CACHE_COUNTER_COUNT; i++)
 			pg_atomic_init_u64(&imgmod_state->cache[i], 0);
+		for (int i = 0; i < IMGMOD_RETRY_OUTCOME_COUNT; i++)
+			pg_atomic_init_u64(&imgmod_state->retry_requests[i], 0);
 		for (int st = 0; st < IMGMOD_STORE_COUNT; st++)
 			for (int v = 0; v < IMGMOD_VERB_COUNT; v++)
 			{
@@ -219,6 +221,14 @@ imgmod_count_cache(imgmod_cache_counter counter, int n)
 	if (imgmod_state == NULL || counter >= IMGMOD_CACHE_COUNTER_COUNT || n <= 0)
 		return;
 	pg_atomic_fetch_add_u64(&imgmod_state->cache[counter], (uint64) n);
+}
+
+void
+imgmod_count_retry_request(imgmod_retry_outcome outcome)
+{
+	if (imgmod_state == NULL || (int) outcome < 0 || outcome >= IMGMOD_RETRY_OUTCOME_COUNT)
+		return;
+	pg_atomic_fetch_add_u64(&imgmod_state->retry_requests[outcome], 1);
 }
 
 /*

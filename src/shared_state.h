@@ -56,6 +56,9 @@ typedef struct imgmod_shared
 
 	/* Redis cache operations (imgmod.cache_stats) */
 	pg_atomic_uint64 cache[IMGMOD_CACHE_COUNTER_COUNT];
+
+	/* messages on the Kafka retry topic by outcome (imgmod.retry_request_stats) */
+	pg_atomic_uint64 retry_requests[IMGMOD_RETRY_OUTCOME_COUNT];
 } imgmod_shared;
 
 extern imgmod_shared *imgmod_state;

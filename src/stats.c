@@ -39,6 +39,25 @@ imgmod_store_counters(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* One (name, total) row per counter of a shared-memory array. */
+static void
+return_named_counters(FunctionCallInfo fcinfo, const char *const *names,
+					  pg_atomic_uint64 *counters, int n)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		values[0] = CStringGetTextDatum(names[i]);
+		values[1] = Int64GetDatum(counters ? (int64) pg_atomic_read_u64(&counters[i]) : 0);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
 PG_FUNCTION_INFO_V1(imgmod_cache_counters);
 Datum
 imgmod_cache_counters(PG_FUNCTION_ARGS)
@@ -53,17 +72,25 @@ imgmod_cache_counters(PG_FUNCTION_ARGS)
 		[IMGMOD_CACHE_SKIPPED_DELETE] = "skipped_delete",
 		[IMGMOD_CACHE_POISONED] = "poisoned",
 	};
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
-	InitMaterializedSRF(fcinfo, 0);
-	for (int i = 0; i < IMGMOD_CACHE_COUNTER_COUNT; i++)
-	{
-		Datum		values[2];
-		bool		nulls[2] = {false, false};
+	return_named_counters(fcinfo, names, imgmod_state ? imgmod_state->cache : NULL,
+						  IMGMOD_CACHE_COUNTER_COUNT);
+	return (Datum) 0;
+}
 
-		values[0] = CStringGetTextDatum(names[i]);
-		values[1] = Int64GetDatum(imgmod_state ? (int64) pg_atomic_read_u64(&imgmod_state->cache[i]) : 0);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
+/*
+ * imgmod.retry_request_counters(): messages read from the Kafka retry topic
+ * since server start, by what became of them.
+ */
+PG_FUNCTION_INFO_V1(imgmod_retry_request_counters);
+Datum
+imgmod_retry_request_counters(PG_FUNCTION_ARGS)
+{
+	const char *names[IMGMOD_RETRY_OUTCOME_COUNT];
+
+	for (int i = 0; i < IMGMOD_RETRY_OUTCOME_COUNT; i++)
+		names[i] = imgmod_retry_outcome_name((imgmod_retry_outcome) i);
+	return_named_counters(fcinfo, names, imgmod_state ? imgmod_state->retry_requests : NULL,
+						  IMGMOD_RETRY_OUTCOME_COUNT);
 	return (Datum) 0;
 }

@@ -83,14 +83,15 @@ imgmod_store_backend(imgmod_store store)
 }
 
 bytea *
-imgmod_store_get(imgmod_store store, const char *key, char *errbuf, size_t errsize)
+imgmod_store_get(imgmod_store store, const char *key, size_t expected_bytes,
+				 char *errbuf, size_t errsize)
 {
 	imgmod_s3_target t;
 	bytea	   *b;
 
 	if (imgmod_s3_target_for(store, &t))
-		return imgmod_s3_get(&t, store, key, errbuf, errsize);
-	b = imgmod_local_get(store, key, errbuf, errsize);
+		return imgmod_s3_get(&t, store, key, expected_bytes, errbuf, errsize);
+	b = imgmod_local_get(store, key, expected_bytes, errbuf, errsize);
 	imgmod_count_request(store, IMGMOD_VERB_GET, b != NULL, 0);
 	return b;
 }

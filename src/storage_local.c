@@ -28,24 +28,18 @@ store_path(imgmod_store store, const char *key, char *buf, size_t size)
 		snprintf(buf, size, "%s/%s/%s", DataDir, root, key);
 }
 
-/* mkdir -p of the directory part of path. */
+/* fsync a directory, so the entries made or removed in it survive a crash. */
 static bool
-make_parents(char *path, char *errbuf, size_t errsize)
+fsync_dir(const char *dir)
 {
-	for (char *p = path + 1; *p; p++)
-	{
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, S_IRWXU) != 0 && errno != EEXIST)
-		{
-			snprintf(errbuf, errsize, "could not create directory \"%s\": %m", path);
-			*p = '/';
-			return false;
-		}
-		*p = '/';
-	}
-	return true;
+	int			fd = open(dir, O_RDONLY);
+	bool		ok;
+
+	if (fd < 0)
+		return false;
+	ok = fsync(fd) == 0;
+	close(fd);
+	return ok;
 }
 
 static bool
@@ -53,20 +47,56 @@ fsync_dir_of(const char *path)
 {
 	char		dir[MAXPGPATH];
 	char	   *slash;
-	int			fd;
-	bool		ok;
 
 	strlcpy(dir, path, sizeof(dir));
 	slash = strrchr(dir, '/');
 	if (slash == NULL)
 		return true;
 	*slash = '\0';
-	fd = open(dir, O_RDONLY);
-	if (fd < 0)
-		return false;
-	ok = fsync(fd) == 0;
-	close(fd);
-	return ok;
+	return fsync_dir(dir);
+}
+
+/*
+ * mkdir -p of the directory part of path.  A directory that mkdir created
+ * exists after a crash only once its parent is fsynced; the object's own
+ * directory is fsynced after the rename, every parent of a directory made
+ * here is fsynced now, deepest first, up to the first one that existed
+ * (the store root's parent, when the root itself was made).
+ */
+static bool
+make_parents(char *path, char *errbuf, size_t errsize)
+{
+	char	   *created[MAXPGPATH / 2];
+	int			ncreated = 0;
+
+	for (char *p = path + 1; *p; p++)
+	{
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, S_IRWXU) == 0)
+			created[ncreated++] = p;
+		else if (errno != EEXIST)
+		{
+			snprintf(errbuf, errsize, "could not create directory \"%s\": %m", path);
+			*p = '/';
+			return false;
+		}
+		*p = '/';
+	}
+	for (int i = ncreated - 1; i >= 0; i--)
+	{
+		bool		ok;
+
+		*created[i] = '\0';
+		ok = fsync_dir_of(path);
+		if (!ok)
+			snprintf(errbuf, errsize, "could not fsync the parent of new directory \"%s\": %m", path);
+		*created[i] = '/';
+		if (!ok)
+			return false;
+	}
+	return true;
 }
 
 bool
@@ -132,7 +162,8 @@ imgmod_local_put(imgmod_store store, const char *key, const uint8_t *data, size_
 }
 
 bytea *
-imgmod_local_get(imgmod_store store, const char *key, char *errbuf, size_t errsize)
+imgmod_local_get(imgmod_store store, const char *key, size_t expected_bytes,
+				 char *errbuf, size_t errsize)
 {
 	char		path[MAXPGPATH];
 	struct stat st;
@@ -152,9 +183,16 @@ imgmod_local_get(imgmod_store store, const char *key, char *errbuf, size_t errsi
 		snprintf(errbuf, errsize, "could not open object \"%s\": %m", key);
 		return NULL;
 	}
-	if (fstat(fd, &st) != 0 || st.st_size > (off_t) MaxAllocSize - VARHDRSZ)
+	if (fstat(fd, &st) != 0)
 	{
-		snprintf(errbuf, errsize, "could not size object \"%s\"", key);
+		snprintf(errbuf, errsize, "could not size object \"%s\": %m", key);
+		close(fd);
+		return NULL;
+	}
+	if ((uint64) st.st_size != (uint64) expected_bytes)
+	{
+		snprintf(errbuf, errsize, "object \"%s\" is %lld bytes but imgmod recorded %zu bytes for it; refusing it",
+				 key, (long long) st.st_size, expected_bytes);
 		close(fd);
 		return NULL;
 	}

@@ -28,12 +28,20 @@
 #define S3_ERROR_BODY_MAX (16 * 1024)
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
+/*
+ * A response body.  Curl callbacks must not ereport, so the body goes
+ * either into memory the caller allocated beforehand (a GET, whose size the
+ * database knows: nothing to free or leak afterwards), or into a malloc'd
+ * buffer grown here (error bodies of PUT and DELETE), freed with
+ * release_body().
+ */
 typedef struct s3_buffer
 {
-	char	   *data;			/* malloc'd: curl callbacks must not ereport */
+	char	   *data;
 	size_t		len;
 	size_t		cap;
 	size_t		limit;
+	bool		caller_owned;	/* data is the caller's, of limit bytes */
 	bool		overflow;
 } s3_buffer;
 
@@ -64,7 +72,7 @@ collect_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 		b->overflow = true;
 		return 0;				/* makes curl fail with CURLE_WRITE_ERROR */
 	}
-	if (b->len + n > b->cap)
+	if (!b->caller_owned && b->len + n > b->cap)
 	{
 		size_t		cap = Max(b->cap * 2, b->len + n + 8192);
 		char	   *nd = realloc(b->data, cap);
@@ -77,6 +85,18 @@ collect_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 	memcpy(b->data + b->len, ptr, n);
 	b->len += n;
 	return n;
+}
+
+static void
+release_body(s3_buffer *b)
+{
+	if (!b->caller_owned)
+	{
+		free(b->data);
+		b->data = NULL;
+		b->cap = 0;
+	}
+	b->len = 0;
 }
 
 /*
@@ -218,13 +238,15 @@ static void
 perform_once(const imgmod_s3_target *t, imgmod_store store, const char *method, const char *key,
 			 const uint8_t *body, size_t len, const char *payload_sha256,
 			 const char *content_type, const char *cache_control,
-			 size_t body_limit, s3_result *r)
+			 size_t body_limit, char *body_memory, s3_result *r)
 {
 	CURL	   *c = handle_for(store);
 	struct curl_slist *headers;
 
 	memset(r, 0, sizeof(*r));
 	r->body.limit = body_limit;
+	r->body.data = body_memory;
+	r->body.caller_owned = body_memory != NULL;
 	if (c == NULL)
 	{
 		r->curl_code = CURLE_FAILED_INIT;
@@ -301,6 +323,23 @@ describe_failure(const imgmod_s3_target *t, const char *method, const char *key,
 	}
 }
 
+/*
+ * A GET whose body is not the size the database recorded: more than
+ * recorded (cut off at the buffer's end, or just past it) or less.
+ */
+static void
+describe_size_mismatch(const imgmod_s3_target *t, const char *key, const s3_result *r,
+					   size_t expected_len, char *errbuf, size_t errsize)
+{
+	if (r->body.overflow)
+		snprintf(errbuf, errsize, "S3 object %s/%s at %s is larger than the %zu bytes imgmod recorded for it; refusing it",
+				 t->bucket, key, t->endpoint, expected_len);
+	else
+		snprintf(errbuf, errsize, "S3 object %s/%s at %s is %s than the %zu bytes imgmod recorded for it (%zu bytes); refusing it",
+				 t->bucket, key, t->endpoint, r->body.len > expected_len ? "larger" : "smaller",
+				 expected_len, r->body.len);
+}
+
 static bool
 check_request(const imgmod_s3_target *t, imgmod_store store, const char *key,
 			  char *errbuf, size_t errsize)
@@ -321,7 +360,9 @@ check_request(const imgmod_s3_target *t, imgmod_store store, const char *key,
 
 /*
  * Run a request with the retry policy.  On success returns true and, for a
- * GET, leaves the body in *r (the caller frees r->body.data).  When
+ * GET, leaves the body in *r: in body_memory (body_limit bytes) when the
+ * caller gives it, else malloc'd (the caller calls release_body); with
+ * expected_len > 0 a body of any other length is a failure.  When
  * first_attempt is given, that attempt was already made (by a parallel
  * batch) and only the retries, if any are due, run here; payload_sha256 is
  * then the hash that attempt computed.
@@ -329,14 +370,15 @@ check_request(const imgmod_s3_target *t, imgmod_store store, const char *key,
 static bool
 s3_request_after(const imgmod_s3_target *t, imgmod_store store, imgmod_verb verb, const char *key,
 				 const uint8_t *body, size_t len, const char *content_type,
-				 const char *cache_control, size_t body_limit, s3_result *r,
-				 char *errbuf, size_t errsize, const s3_result *first_attempt,
-				 const char *first_sha256)
+				 const char *cache_control, size_t body_limit, char *body_memory,
+				 size_t expected_len, s3_result *r, char *errbuf, size_t errsize,
+				 const s3_result *first_attempt, const char *first_sha256)
 {
 	const char *method = imgmod_verb_name(verb);
 	char		payload_sha256[65];
 	int			attempt;
 	bool		ok = false;
+	bool		wrong_size = false;
 
 	if (!check_request(t, store, key, errbuf, errsize))
 		return false;
@@ -353,32 +395,37 @@ s3_request_after(const imgmod_s3_target *t, imgmod_store store, imgmod_verb verb
 			*r = *first_attempt;
 		else
 			perform_once(t, store, method, key, body, len, payload_sha256, content_type,
-						 cache_control, body_limit, r);
+						 cache_control, body_limit, body_memory, r);
 		ok = r->curl_code == CURLE_OK && r->status >= 200 && r->status < 300;
 		/* Deleting what is already gone is done (S3 answers 204; some servers 404). */
 		if (verb == IMGMOD_VERB_DELETE && r->curl_code == CURLE_OK && r->status == 404)
 			ok = true;
 		if (ok || !retryable(r) || attempt > imgmod_s3_retries)
 			break;
-		free(r->body.data);
-		r->body.data = NULL;
+		release_body(&r->body);
 		/* jittered exponential backoff: 100 ms, 200 ms, 400 ms ... x [0.5, 1) */
 		pg_usleep((long) (100000.0 * (1 << (attempt - 1)) *
 						  (0.5 + 0.5 * pg_prng_double(&pg_global_prng_state))));
 		CHECK_FOR_INTERRUPTS();
 	}
+	if (expected_len > 0 && (r->body.overflow || (ok && r->body.len != expected_len)))
+	{
+		ok = false;
+		wrong_size = true;
+	}
 	imgmod_count_request(store, verb, ok, attempt - 1);
 	if (r->curl_code == CURLE_ABORTED_BY_CALLBACK)
 	{
-		free(r->body.data);
-		r->body.data = NULL;
+		release_body(&r->body);
 		CHECK_FOR_INTERRUPTS();
 	}
 	if (!ok)
 	{
-		describe_failure(t, method, key, r, attempt, errbuf, errsize);
-		free(r->body.data);
-		r->body.data = NULL;
+		if (wrong_size)
+			describe_size_mismatch(t, key, r, expected_len, errbuf, errsize);
+		else
+			describe_failure(t, method, key, r, attempt, errbuf, errsize);
+		release_body(&r->body);
 	}
 	return ok;
 }
@@ -386,29 +433,36 @@ s3_request_after(const imgmod_s3_target *t, imgmod_store store, imgmod_verb verb
 static bool
 s3_request(const imgmod_s3_target *t, imgmod_store store, imgmod_verb verb, const char *key,
 		   const uint8_t *body, size_t len, const char *content_type,
-		   const char *cache_control, size_t body_limit, s3_result *r,
-		   char *errbuf, size_t errsize)
+		   const char *cache_control, size_t body_limit, char *body_memory,
+		   size_t expected_len, s3_result *r, char *errbuf, size_t errsize)
 {
 	return s3_request_after(t, store, verb, key, body, len, content_type, cache_control,
-							body_limit, r, errbuf, errsize, NULL, NULL);
+							body_limit, body_memory, expected_len, r, errbuf, errsize, NULL, NULL);
 }
 
+/*
+ * The body is read straight into the result, allocated before the transfer
+ * for the size the database recorded (or room for an S3 error document, if
+ * that is larger): a store answering with more bytes is cut off there
+ * instead of filling memory, and nothing is left to free on any path.
+ */
 bytea *
 imgmod_s3_get(const imgmod_s3_target *t, imgmod_store store, const char *key,
-			  char *errbuf, size_t errsize)
+			  size_t expected_bytes, char *errbuf, size_t errsize)
 {
 	s3_result	r;
 	bytea	   *result;
+	size_t		capacity = Max(expected_bytes, (size_t) S3_ERROR_BODY_MAX);
 
+	result = palloc(VARHDRSZ + capacity);
 	memset(&r, 0, sizeof(r));
 	if (!s3_request(t, store, IMGMOD_VERB_GET, key, NULL, 0, NULL, NULL,
-					MaxAllocSize - VARHDRSZ, &r, errbuf, errsize))
+					capacity, VARDATA(result), expected_bytes, &r, errbuf, errsize))
+	{
+		pfree(result);
 		return NULL;
-	result = palloc(VARHDRSZ + r.body.len);
+	}
 	SET_VARSIZE(result, VARHDRSZ + r.body.len);
-	if (r.body.len > 0)
-		memcpy(VARDATA(result), r.body.data, r.body.len);
-	free(r.body.data);
 	return result;
 }
 
@@ -421,8 +475,8 @@ imgmod_s3_delete(const imgmod_s3_target *t, imgmod_store store, const char *key,
 
 	memset(&r, 0, sizeof(r));
 	ok = s3_request(t, store, IMGMOD_VERB_DELETE, key, NULL, 0, NULL, NULL,
-					S3_ERROR_BODY_MAX, &r, errbuf, errsize);
-	free(r.body.data);
+					S3_ERROR_BODY_MAX, NULL, 0, &r, errbuf, errsize);
+	release_body(&r.body);
 	return ok;
 }
 
@@ -553,11 +607,11 @@ imgmod_s3_put_many(const imgmod_s3_target *targets, imgmod_put_item *items, int 
 		}
 		it->ok = s3_request_after(&targets[it->store], it->store, IMGMOD_VERB_PUT, it->key,
 								  it->data, it->len, it->content_type, it->cache_control,
-								  S3_ERROR_BODY_MAX, &r, it->error, sizeof(it->error),
+								  S3_ERROR_BODY_MAX, NULL, 0, &r, it->error, sizeof(it->error),
 								  &tr[i].r, tr[i].payload_sha256);
 		if (it->ok)
 			strlcpy(it->etag, r.etag, sizeof(it->etag));
-		free(r.body.data);
+		release_body(&r.body);
 		if (!it->ok)
 			failed++;
 	}

@@ -25,12 +25,31 @@ typedef struct upload_claim
 	img_format	claimed_by_type;
 } upload_claim;
 
+/*
+ * Longest claimed file name and content type accepted, in bytes.  The claim
+ * is only compared with the bytes and recorded; nothing legitimate comes
+ * near these, and refusing more keeps hostile names out of the tables.
+ */
+#define IMGMOD_MAX_FILENAME_BYTES 1024
+#define IMGMOD_MAX_CONTENT_TYPE_BYTES 255
+
+/* Text argument n, or NULL; refused when longer than max_bytes. */
 static char *
-optional_text_arg(FunctionCallInfo fcinfo, int n)
+optional_text_arg(FunctionCallInfo fcinfo, int n, const char *function_name,
+				  const char *what, int max_bytes)
 {
+	text	   *value;
+
 	if (PG_NARGS() <= n || PG_ARGISNULL(n))
 		return NULL;
-	return text_to_cstring(PG_GETARG_TEXT_PP(n));
+	value = PG_GETARG_TEXT_PP(n);
+	if (VARSIZE_ANY_EXHDR(value) > (size_t) max_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s: %s is %d bytes long, over the limit of %d bytes",
+						function_name, what, (int) VARSIZE_ANY_EXHDR(value), max_bytes),
+				 errhint("The claimed name and type are only kept to detect mismatches: pass the file's base name and a MIME type such as image/jpeg.")));
+	return text_to_cstring(value);
 }
 
 static void
@@ -169,8 +188,10 @@ accept_upload(FunctionCallInfo fcinfo, int data_arg, const char *function_name,
 				 errmsg("%s: data must not be NULL", function_name)));
 
 	memset(up, 0, sizeof(*up));
-	claim->filename = optional_text_arg(fcinfo, data_arg + 1);
-	claim->content_type = optional_text_arg(fcinfo, data_arg + 2);
+	claim->filename = optional_text_arg(fcinfo, data_arg + 1, function_name, "filename",
+										IMGMOD_MAX_FILENAME_BYTES);
+	claim->content_type = optional_text_arg(fcinfo, data_arg + 2, function_name, "content_type",
+											IMGMOD_MAX_CONTENT_TYPE_BYTES);
 	claim->claimed_by_name = img_format_from_name(claim->filename);
 	claim->claimed_by_type = img_format_from_mime(claim->content_type);
 	imgmod_current_limits(&limits);

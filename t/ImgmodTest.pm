@@ -13,7 +13,7 @@ our @EXPORT_OK = qw(
   upright_marked_ppm gradient_ppm ppm_to_jpeg jpegtran inverse_op_for
   with_metadata jpeg_segments jpeg_size decode_ppm pixel read_binary write_binary
   start_node sql_hex upload_bytes replace_bytes canary services service_conf require_services
-  s3_head_status s3_head
+  s3_head_status s3_head s3_put
 );
 
 my $TMP = tempdir(CLEANUP => 1);
@@ -288,6 +288,19 @@ sub s3_head
 	my ($code) = $out =~ /(\d+)\s*\z/;
 	my ($etag) = $out =~ /^etag:\s*"?([^"\r\n]*)"?\r?$/mi;
 	return ($code // '000', $etag // '');
+}
+
+# PUT a file's bytes as an object, straight to the S3 server (not through
+# imgmod), as someone with the store's keys could; returns the HTTP status.
+sub s3_put
+{
+	my ($store, $key, $path) = @_;
+	my $p = $store eq 'hires' ? 'IMGMOD_HIRES_S3_' : 'IMGMOD_S3_';
+	my $region = $ENV{IMGMOD_S3_REGION} // 'us-east-1';
+	my $url = $ENV{"${p}ENDPOINT"} . '/' . $ENV{"${p}BUCKET"} . "/$key";
+	my $user = $ENV{"${p}ACCESS_KEY"} . ':' . $ENV{"${p}SECRET_KEY"};
+	my $out = `curl -s -o /dev/null -w '%{http_code}' --max-time 30 --aws-sigv4 'aws:amz:$region:s3' --user '$user' -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' -H 'Content-Type: image/jpeg' -T '$path' '$url'`;
+	return $out;
 }
 
 sub sql_hex
