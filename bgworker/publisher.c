@@ -517,6 +517,12 @@ trim_outbox(void)
 							  "AND (published_at IS NOT NULL OR NOT $2)",
 							  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "imgmod publisher: could not trim the outbox");
+	/* Idempotency keys are kept long enough for a client's retries, no longer. */
+	values[0] = Int32GetDatum(imgmod_idempotency_retention_s);
+	if (SPI_execute_with_args("DELETE FROM imgmod.idempotency_keys "
+							  "WHERE created_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)",
+							  1, types, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "imgmod publisher: could not trim the idempotency keys");
 	imgmod_bg_commit_tx();
 }
 
@@ -564,7 +570,7 @@ imgmod_publisher_main(Datum main_arg)
 				}
 				/* at least once a minute, and as often as the retention asks */
 				if (TimestampDifferenceExceeds(last_trim, now,
-											   Min(60, imgmod_outbox_retention_s) * 1000))
+											   Min(60, Min(imgmod_outbox_retention_s, imgmod_idempotency_retention_s)) * 1000))
 				{
 					last_trim = now;
 					trim_outbox();

@@ -322,6 +322,28 @@ $$;
 COMMENT ON FUNCTION imgmod._supersede(bigint, integer, interval) IS
   'Internal: marks a version superseded and schedules the purge of its objects after the retention; emits the superseded event. Returns false when the version was already superseded or purged.';
 
+-- ------------------------------------------------------- idempotency keys
+
+CREATE TABLE imgmod.idempotency_keys (
+    role_name       name NOT NULL,
+    key             text NOT NULL CONSTRAINT idempotency_key_length CHECK (char_length(key) BETWEEN 1 AND 200),
+    operation       text NOT NULL CHECK (operation IN ('upload', 'replace')),
+    request_sha256  text NOT NULL,
+    image_id        bigint,
+    version         integer,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (role_name, key)
+);
+CREATE INDEX idempotency_keys_created_idx ON imgmod.idempotency_keys (created_at);
+COMMENT ON TABLE imgmod.idempotency_keys IS 'Idempotency keys of upload() and replace(): a call that repeats a key of the same role with the same request returns the first call''s result and registers nothing. Written in the caller''s transaction, so a rolled-back call leaves no key; kept imgmod.idempotency_retention, then trimmed by the publisher.';
+COMMENT ON COLUMN imgmod.idempotency_keys.role_name IS 'The calling role: keys of different roles never meet.';
+COMMENT ON COLUMN imgmod.idempotency_keys.key IS 'The key the application sent (1 to 200 characters), one per user action.';
+COMMENT ON COLUMN imgmod.idempotency_keys.operation IS 'upload or replace.';
+COMMENT ON COLUMN imgmod.idempotency_keys.request_sha256 IS 'SHA-256 (hex) of the bytes sent; with operation (and image_id for replace) it decides whether a repeat is the same request.';
+COMMENT ON COLUMN imgmod.idempotency_keys.image_id IS 'The image created (upload) or replaced (replace).';
+COMMENT ON COLUMN imgmod.idempotency_keys.version IS 'The version that call registered.';
+COMMENT ON COLUMN imgmod.idempotency_keys.created_at IS 'When the key was first used.';
+
 -- ---------------------------------------------------------------- rejections
 
 CREATE TABLE imgmod.rejections (
@@ -363,23 +385,25 @@ COMMENT ON COLUMN imgmod.rejections.recorded_at IS 'When the worker wrote this r
 
 -- ------------------------------------------------------------------ C entry
 
-CREATE FUNCTION imgmod.upload(data bytea, filename text DEFAULT NULL, content_type text DEFAULT NULL)
+CREATE FUNCTION imgmod.upload(data bytea, filename text DEFAULT NULL, content_type text DEFAULT NULL,
+                              idempotency_key text DEFAULT NULL)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'imgmod_upload'
 LANGUAGE C VOLATILE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION imgmod.upload(bytea, text, text) IS
-  'Validates (magic number, limits, full decode), normalises (orientation, sRGB, no metadata, JPEG) and registers an image in the caller''s transaction; returns its id. Raises a 22I.. SQLSTATE naming the reason on bad input, which is also recorded in imgmod.rejections. Workers render the presets after COMMIT.';
+COMMENT ON FUNCTION imgmod.upload(bytea, text, text, text) IS
+  'Validates (magic number, limits, full decode), normalises (orientation, sRGB, no metadata, JPEG) and registers an image in the caller''s transaction; returns its id. Raises a 22I.. SQLSTATE naming the reason on bad input, which is also recorded in imgmod.rejections. Workers render the presets after COMMIT. With an idempotency_key, a retry of the same request returns the first call''s id and registers nothing.';
 
-CREATE FUNCTION imgmod.replace(image_id bigint, data bytea, filename text DEFAULT NULL, content_type text DEFAULT NULL)
+CREATE FUNCTION imgmod.replace(image_id bigint, data bytea, filename text DEFAULT NULL, content_type text DEFAULT NULL,
+                               idempotency_key text DEFAULT NULL)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'imgmod_replace'
 LANGUAGE C VOLATILE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION imgmod.replace(bigint, bytea, text, text) IS
-  'Registers new bytes as the next version of an existing image, with the same checks and normalisation as upload(), in the caller''s transaction; returns the new version number. The current version keeps being served until the new one is ready; then the old one is superseded and its objects, Redis keys and variant rows are purged after imgmod.superseded_retention.';
+COMMENT ON FUNCTION imgmod.replace(bigint, bytea, text, text, text) IS
+  'Registers new bytes as the next version of an existing image, with the same checks and normalisation as upload(), in the caller''s transaction; returns the new version number. The current version keeps being served until the new one is ready; then the old one is superseded and its objects, Redis keys and variant rows are purged after imgmod.superseded_retention. With an idempotency_key, a retry of the same request returns the first call''s version and registers nothing.';
 
 CREATE FUNCTION imgmod.inspect(data bytea)
 RETURNS jsonb
@@ -631,6 +655,8 @@ SELECT pg_catalog.pg_extension_config_dump('imgmod.jobs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('imgmod.events', '');
 SELECT pg_catalog.pg_extension_config_dump('imgmod.events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('imgmod.rejections', '');
+-- A client retrying across a restore must still get its first result.
+SELECT pg_catalog.pg_extension_config_dump('imgmod.idempotency_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('imgmod.rejections_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('imgmod.presets',
   'WHERE NOT imgmod._is_seeded_preset(name, width, height, fit, quality, allow_upscale)');
@@ -667,8 +693,8 @@ GRANT USAGE ON SCHEMA imgmod TO imgmod_app;
 -- The application.  Writes happen only through the SECURITY DEFINER
 -- functions: no role but the owner may INSERT into jobs or events (a queued
 -- purge of someone else's image, or a forged event sent to Kafka).
-GRANT EXECUTE ON FUNCTION imgmod.upload(bytea, text, text),
-                          imgmod.replace(bigint, bytea, text, text),
+GRANT EXECUTE ON FUNCTION imgmod.upload(bytea, text, text, text),
+                          imgmod.replace(bigint, bytea, text, text, text),
                           imgmod.inspect(bytea),
                           imgmod.fetch(bigint, text, integer),
                           imgmod.wait(bigint, interval)
@@ -687,7 +713,7 @@ GRANT EXECUTE ON FUNCTION imgmod.delete(bigint),
                           imgmod.retry_request_counters()
       TO imgmod_admin;
 GRANT INSERT, UPDATE, DELETE ON imgmod.presets TO imgmod_admin;
-GRANT SELECT ON imgmod.jobs, imgmod.rejections, imgmod.installation,
+GRANT SELECT ON imgmod.jobs, imgmod.rejections, imgmod.installation, imgmod.idempotency_keys,
                 imgmod.queue, imgmod.status_counts, imgmod.rejection_stats,
                 imgmod.stats, imgmod.cache_stats, imgmod.retry_request_stats
       TO imgmod_admin;

@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include "imgcore.h"
+#include "fmgr.h"
 
 /* ------------------------------------------------------------- settings */
 
@@ -56,6 +57,7 @@ extern char *imgmod_kafka_sasl_username;
 extern char *imgmod_kafka_sasl_password;
 extern char *imgmod_kafka_ssl_ca_location;
 extern int	imgmod_outbox_retention_s;
+extern int	imgmod_idempotency_retention_s;
 extern int	imgmod_superseded_retention_s;
 
 typedef enum imgmod_mismatch
@@ -96,6 +98,31 @@ int			imgmod_attached_worker_count(void);
 void		imgmod_bg_begin_tx(const char *activity);
 void		imgmod_bg_commit_tx(void);
 void		imgmod_pin_search_path(void);
+
+/* Idempotency keys of upload() and replace() (idempotency.c). */
+typedef struct imgmod_idempotency
+{
+	const char *function_name;	/* for messages */
+	const char *operation;		/* upload or replace */
+	int64		target_image;	/* replace: the image; upload: 0 */
+	char	   *key;			/* NULL: the call has none */
+	char	   *role_name;		/* the caller, outside SECURITY DEFINER */
+	bool		replayed;		/* seen before: the result is below */
+	int64		result_image;
+	int32		result_version;
+} imgmod_idempotency;
+
+/* Reads and checks argument n (NULL or absent: no key). */
+void		imgmod_idempotency_from_arg(FunctionCallInfo fcinfo, int n, const char *function_name,
+										const char *operation, int64 target_image,
+										imgmod_idempotency *out);
+/*
+ * Claims the key for this request; false when an earlier call with the same
+ * key and request committed (its result is in *idem).  A different request
+ * under the same key is an error.
+ */
+bool		imgmod_idempotency_claim(imgmod_idempotency *idem, const char *request_sha256);
+void		imgmod_idempotency_record(const imgmod_idempotency *idem, int64 image_id, int32 version);
 /* Wake workers when the current transaction commits (never on abort). */
 void		imgmod_wake_workers_at_commit(void);
 

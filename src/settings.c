@@ -57,6 +57,7 @@ char	   *imgmod_kafka_sasl_username = NULL;
 char	   *imgmod_kafka_sasl_password = NULL;
 char	   *imgmod_kafka_ssl_ca_location = NULL;
 int			imgmod_outbox_retention_s = 86400;
+int			imgmod_idempotency_retention_s = 86400;
 int			imgmod_superseded_retention_s = 86400;
 
 static const struct config_enum_entry mismatch_options[] = {
@@ -335,6 +336,12 @@ imgmod_define_settings(void)
 	DefineCustomIntVariable("imgmod.outbox_retention",
 							"How long status events stay in imgmod.events after publication (or at all, without Kafka).",
 							NULL, &imgmod_outbox_retention_s, 86400, 1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("imgmod.idempotency_retention",
+							"How long an idempotency key of upload() or replace() is remembered.",
+							"A retry with the same key within this time returns the first call's result; after it, the key is forgotten.",
+							&imgmod_idempotency_retention_s, 86400, 60, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("imgmod.superseded_retention",

@@ -168,9 +168,9 @@ typedef struct accepted_upload
 	char		master_sha256[65];	/* of the normalised master: what caches are checked against */
 } accepted_upload;
 
-static void
+static bool
 accept_upload(FunctionCallInfo fcinfo, int data_arg, const char *function_name,
-			  accepted_upload *up)
+			  imgmod_idempotency *idem, accepted_upload *up)
 {
 	upload_claim *claim = &up->claim;
 	img_limits	limits;
@@ -214,6 +214,9 @@ accept_upload(FunctionCallInfo fcinfo, int data_arg, const char *function_name,
 	len = VARSIZE_ANY_EXHDR(data);
 	up->bytes = len;
 	imgmod_sha256_hex(bytes, (size_t) len, up->sha256);
+	/* A retry of a call that committed: nothing to decode or register. */
+	if (!imgmod_idempotency_claim(idem, up->sha256))
+		return false;
 	detected = img_sniff(bytes, (size_t) len);
 
 	/* Magic numbers decide; the claim is only compared with them. */
@@ -252,6 +255,7 @@ accept_upload(FunctionCallInfo fcinfo, int data_arg, const char *function_name,
 	if (st != IMG_OK)
 		reject(st, err.message, claim, detected, len, up->sha256);
 	imgmod_sha256_hex(up->norm.master.data, up->norm.master.len, up->master_sha256);
+	return true;
 }
 
 PG_FUNCTION_INFO_V1(imgmod_upload);
@@ -259,10 +263,14 @@ Datum
 imgmod_upload(PG_FUNCTION_ARGS)
 {
 	accepted_upload up;
+	imgmod_idempotency idem;
 	int64		id;
 
-	accept_upload(fcinfo, 0, "imgmod.upload", &up);
+	imgmod_idempotency_from_arg(fcinfo, 3, "imgmod.upload", "upload", 0, &idem);
+	if (!accept_upload(fcinfo, 0, "imgmod.upload", &idem, &up))
+		PG_RETURN_INT64(idem.result_image);
 	id = register_image(&up.claim, &up.norm, up.mismatch, up.bytes, up.sha256, up.master_sha256);
+	imgmod_idempotency_record(&idem, id, 1);
 	img_normalised_free(&up.norm);
 	imgmod_wake_workers_at_commit();
 	PG_RETURN_INT64(id);
@@ -367,6 +375,7 @@ Datum
 imgmod_replace(PG_FUNCTION_ARGS)
 {
 	accepted_upload up;
+	imgmod_idempotency idem;
 	int64		image_id;
 	int32		version;
 
@@ -386,13 +395,16 @@ imgmod_replace(PG_FUNCTION_ARGS)
 	(void) lock_image_for_new_version(image_id, false);
 	SPI_finish();
 
-	accept_upload(fcinfo, 1, "imgmod.replace", &up);
+	imgmod_idempotency_from_arg(fcinfo, 4, "imgmod.replace", "replace", image_id, &idem);
+	if (!accept_upload(fcinfo, 1, "imgmod.replace", &idem, &up))
+		PG_RETURN_INT32(idem.result_version);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "imgmod: SPI_connect failed");
 	version = lock_image_for_new_version(image_id, true);
 	register_version(image_id, version, &up);
 	SPI_finish();
+	imgmod_idempotency_record(&idem, image_id, version);
 	img_normalised_free(&up.norm);
 	imgmod_wake_workers_at_commit();
 	PG_RETURN_INT32(version);
