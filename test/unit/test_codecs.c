@@ -1457,6 +1457,122 @@ TEST_SUITE(codec_bmp)
 	}
 }
 
+/*
+ * Probe + decode, then img_normalise, on a heap copy of exactly n bytes, so
+ * that AddressSanitizer reports any read past the end of the data.  Returns
+ * the probe/decode verdict; *normalised receives img_normalise's.
+ */
+static img_status
+exact_length_verdicts(const uint8_t *data, size_t n, img_status *normalised,
+					  img_error *err)
+{
+	img_limits	lim = default_limits();
+	img_normalise_options opt = {.master_quality = 90, .background = {255, 255, 255}};
+	img_normalised out;
+	uint8_t    *copy = malloc(n ? n : 1);
+	img_status	st;
+
+	if (copy == NULL)
+		abort();
+	memcpy(copy, data, n);
+	st = load_status(copy, n, &lim, err);
+	*normalised = img_normalise(copy, n, &lim, &opt, &out, err);
+	CHECK(*normalised == IMG_OK || (out.master.data == NULL && out.master.len == 0),
+		  "a refused bmp of %zu bytes leaves no master", n);
+	img_normalised_free(&out);
+	free(copy);
+	return st;
+}
+
+/*
+ * A 1x1 32-bit BMP with the given info header size and compression, its
+ * masks where that header puts them: inside a 52-byte header only red,
+ * green and blue fit, so an alpha mask (BI_ALPHABITFIELDS) follows it.
+ */
+static void
+bmp_bitfields_1x1(membuf *b, uint32_t hsize, uint32_t compression)
+{
+	static const uint32_t masks[4] = {0x00ff0000, 0x0000ff00, 0x000000ff, 0xff000000};
+	size_t		nmasks = compression == 6 || hsize >= 56 ? 4 : 3;
+	size_t		in_header = (hsize - 40) / 4 < nmasks ? (hsize - 40) / 4 : nmasks;
+	uint32_t	pixel_offset = 14 + hsize + (uint32_t) (nmasks - in_header) * 4;
+
+	b->len = 0;
+	bmp_headers(b, hsize, 1, 1, 32, compression, pixel_offset, 0);
+	for (size_t i = 0; i < in_header; i++)
+		mb_le32(b, masks[i]);
+	while (b->len < 14 + hsize)
+		mb_put(b, "", 1);
+	for (size_t i = in_header; i < nmasks; i++)
+		mb_le32(b, masks[i]);
+	mb_put(b, (uint8_t[]) {30, 20, 10, 200}, 4);
+}
+
+TEST_SUITE(bmp_header_bounds)
+{
+	static const uint32_t header_sizes[] = {40, 52, 56, 108, 124};
+	static const uint32_t compressions[] = {3, 6};	/* BI_BITFIELDS, BI_ALPHABITFIELDS */
+	img_limits	lim = default_limits();
+	img_info	info;
+	img_decoded dec;
+	img_error	err;
+	img_status	st;
+	img_status	normalised;
+	membuf		b = {0};
+	size_t		len;
+	uint8_t    *data;
+
+	/* the file from the security review: V2 header, alpha mask past the end */
+	data = read_fixture("bad/bmp_v2_alphabitfields_truncated.bmp", &len);
+	CHECK(data != NULL && len == 66, "bmp_v2_alphabitfields_truncated.bmp is the 66-byte file");
+	if (data != NULL)
+	{
+		st = exact_length_verdicts(data, len, &normalised, &err);
+		CHECK(st == IMG_ERR_TRUNCATED, "V2 header + BI_ALPHABITFIELDS without its alpha mask is truncated, got %s: %s",
+			  img_status_name(st), err.message);
+		CHECK(normalised == IMG_ERR_TRUNCATED, "img_normalise refuses it as truncated, got %s",
+			  img_status_name(normalised));
+		CHECK(strstr(err.message, "colour masks") != NULL, "the message names the masks: %s", err.message);
+		free(data);
+	}
+
+	/*
+	 * Every header size with both bitfield compressions: the whole file
+	 * decodes to the expected pixel, and every strict prefix of it is
+	 * refused without a read past its end.
+	 */
+	for (size_t h = 0; h < sizeof(header_sizes) / sizeof(header_sizes[0]); h++)
+	{
+		for (size_t c = 0; c < sizeof(compressions) / sizeof(compressions[0]); c++)
+		{
+			uint32_t	hsize = header_sizes[h];
+			bool		alpha = compressions[c] == 6 || hsize >= 56;
+			int			accepted = 0;
+
+			bmp_bitfields_1x1(&b, hsize, compressions[c]);
+			st = probe_decode(b.data, b.len, &lim, &info, &dec, &err);
+			CHECK(st == IMG_OK, "%u-byte header, compression %u decodes: %s", hsize, compressions[c],
+				  err.message);
+			if (st == IMG_OK)
+			{
+				CHECK(px_eq(&dec, 0, 0, 10, 20, 30, alpha ? 200 : -1) && info.has_alpha == alpha,
+					  "%u-byte header, compression %u: pixel (10,20,30) alpha %s", hsize,
+					  compressions[c], alpha ? "200" : "none");
+				img_decoded_free(&dec);
+			}
+			for (size_t n = 0; n < b.len; n++)
+			{
+				st = exact_length_verdicts(b.data, n, &normalised, &err);
+				if (st == IMG_OK || normalised == IMG_OK)
+					accepted++;
+			}
+			CHECK(accepted == 0, "%u-byte header, compression %u: %d strict prefixes accepted",
+				  hsize, compressions[c], accepted);
+		}
+	}
+	free(b.data);
+}
+
 /* ----------------------------------------------------- PngSuite (corpus) */
 
 TEST_SUITE(codec_pngsuite)

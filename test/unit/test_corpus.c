@@ -62,6 +62,8 @@ typedef struct verdict
 
 static const verdict bad_table[] = {
 	{"bmp_huge_dims.bmp", false, IMG_ERR_BAD_DIMENSIONS, 0, 0},
+	/* V2 info header + BI_ALPHABITFIELDS: the alpha mask would be past the end */
+	{"bmp_v2_alphabitfields_truncated.bmp", false, IMG_ERR_TRUNCATED, 0, 0},
 	{"bomb_20000x20000_1bit.png", false, IMG_ERR_TOO_MANY_PIXELS, 0, 0},
 	{"empty.jpg", false, IMG_ERR_EMPTY, 0, 0},
 	{"exif_absurd_dims.jpg", true, IMG_OK, 1200, 672},
