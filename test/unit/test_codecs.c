@@ -173,18 +173,6 @@ fixture_status(const char *name, img_info *info, img_error *err)
 	return st;
 }
 
-static uint8_t *
-read_corpus(const char *rel, size_t *len)
-{
-	char		path[1024];
-	const char *dir = corpus_dir();
-
-	if (dir == NULL)
-		return NULL;
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	return read_file(path, len);
-}
-
 /* A 26-byte big-endian TIFF block: IFD0 with one Orientation entry. */
 static void
 exif_tiff_block(membuf *b, uint16_t orientation)
@@ -598,49 +586,6 @@ TEST_SUITE(codec_png)
 	CHECK(fixture_status("bad/bomb_20000x20000_1bit.png", &info, &err) == IMG_ERR_TOO_MANY_PIXELS,
 		  "bomb_20000x20000_1bit.png is too_many_pixels: %s", err.message);
 
-	/* the large corpus files that are not committed */
-	{
-		static const struct
-		{
-			const char *file;
-			img_status	want;
-		}			cases[] = {
-			{"bad/png_bad_idat_crc.png", IMG_ERR_CORRUPT},
-			{"bad/bomb_20000x20000_rgb8.png", IMG_ERR_TOO_MANY_PIXELS},
-			{"bad/huge_ztxt_1GiB.png", IMG_OK},
-			{"bad/huge_iccp_256MiB.png", IMG_OK},
-			{"bad/truncated_mid_idat.png", IMG_ERR_TRUNCATED},
-		};
-
-		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		{
-			uint8_t    *data = read_corpus(cases[i].file, &len);
-
-			if (data == NULL)
-				continue;
-			st = load_status(data, len, &lim, &err);
-			CHECK(st == cases[i].want, "%s: want %s, got %s (%s)", cases[i].file,
-				  img_status_name(cases[i].want), img_status_name(st), err.message);
-			free(data);
-		}
-	}
-	{
-		uint8_t    *data = read_corpus("exif/png_exif_xmp_orient6.png", &len);
-
-		if (data)
-		{
-			st = probe_decode(data, len, &lim, &info, &dec, &err);
-			CHECK(st == IMG_OK, "png_exif_xmp_orient6.png decodes: %s", err.message);
-			if (st == IMG_OK)
-			{
-				CHECK(info.orientation == 6 && dec.orientation == 6 && info.has_gps &&
-					  info.has_xmp && info.has_comment && info.has_icc && dec.icc_len == info.icc_bytes,
-					  "orientation 6, gps, xmp, text, icc");
-				img_decoded_free(&dec);
-			}
-			free(data);
-		}
-	}
 }
 
 /* ---------------------------------------------------------------- GIF */
@@ -804,6 +749,7 @@ TEST_SUITE(codec_gif)
 		img_load_options opt;
 
 		img_load_options_default(&opt);
+		CHECK(data != NULL, "bad/polyglot_gif_js.gif is readable");
 		if (data)
 		{
 			st = img_load(data, n, &lim, &opt, &r, &info, &err);
@@ -811,26 +757,6 @@ TEST_SUITE(codec_gif)
 				  "img_load of the polyglot gives a 10799x10 RGB raster: %s", err.message);
 			if (st == IMG_OK)
 				img_raster_free(&r);
-			free(data);
-		}
-	}
-	{
-		uint8_t    *data = read_corpus("bad/gif_truncated.gif", &len);
-
-		if (data)
-		{
-			st = load_status(data, len, &lim, &err);
-			CHECK(st == IMG_ERR_TRUNCATED, "gif_truncated.gif is truncated, got %s", img_status_name(st));
-			free(data);
-		}
-		data = read_corpus("formats/gif_animated.gif", &len);
-		if (data)
-		{
-			st = probe_decode(data, len, &lim, &info, &dec, &err);
-			CHECK(st == IMG_OK && info.frames == 8 && dec.raster.width == 600,
-				  "gif_animated.gif: 8 frames, first decoded: %s", err.message);
-			if (st == IMG_OK)
-				img_decoded_free(&dec);
 			free(data);
 		}
 	}
@@ -968,24 +894,6 @@ TEST_SUITE(codec_webp)
 	st = fixture_status("formats/webp_exif_xmp_icc.webp", &info, &err);
 	CHECK(st == IMG_OK && info.has_exif && info.has_gps && info.has_xmp && info.has_icc,
 		  "webp_exif_xmp_icc.webp metadata found: %s", err.message);
-	{
-		uint8_t    *data = read_corpus("formats/webp_animated.webp", &len);
-
-		if (data)
-		{
-			st = probe_decode(data, len, &lim, &info, &dec, &err);
-			CHECK(st == IMG_OK && info.frames == 8 && dec.raster.width == 600 &&
-				  dec.raster.height == 336 && dec.layout == IMG_LAYOUT_RGBA,
-				  "webp_animated.webp: 8 frames, first frame 600x336 RGBA: %s", err.message);
-			if (st == IMG_OK)
-				img_decoded_free(&dec);
-			lim.max_frames = 4;
-			st = load_status(data, len, &lim, &err);
-			CHECK(st == IMG_ERR_TOO_MANY_FRAMES, "8 frames over max_frames=4, got %s", img_status_name(st));
-			lim = default_limits();
-			free(data);
-		}
-	}
 }
 
 /* ---------------------------------------------------------- HEIF/AVIF */
@@ -1243,25 +1151,6 @@ TEST_SUITE(codec_tiff)
 		free(tiff);
 	}
 
-	{
-		static const char *const files[] = {
-			"formats/tiff_rgb8_lzw.tif", "formats/tiff_rgb16_deflate.tif", "formats/tiff_cmyk_lzw.tif"
-		};
-
-		for (size_t i = 0; i < 3; i++)
-		{
-			uint8_t    *data = read_corpus(files[i], &len);
-
-			if (data == NULL)
-				continue;
-			st = probe_decode(data, len, &lim, &info, &dec, &err);
-			CHECK(st == IMG_OK && dec.raster.width == 1200 && dec.raster.height == 672,
-				  "%s decodes 1200x672: %s", files[i], err.message);
-			if (st == IMG_OK)
-				img_decoded_free(&dec);
-			free(data);
-		}
-	}
 }
 
 /* ---------------------------------------------------------------- BMP */
@@ -1437,24 +1326,6 @@ TEST_SUITE(codec_bmp)
 		  img_status_name(st), err.message);
 	CHECK(info.width == 2147483647u && info.height == 2147483647u, "claimed dims reported: %ux%u",
 		  info.width, info.height);
-	{
-		static const char *const files[] = {"formats/bmp_rgb24.bmp", "formats/bmp_rgba32.bmp"};
-
-		for (size_t i = 0; i < 2; i++)
-		{
-			size_t		len;
-			uint8_t    *data = read_corpus(files[i], &len);
-
-			if (data == NULL)
-				continue;
-			st = probe_decode(data, len, &lim, &info, &dec, &err);
-			CHECK(st == IMG_OK && dec.raster.width == 1200 && dec.raster.height == 672 &&
-				  dec.raster.channels == (i == 0 ? 3u : 4u), "%s decodes: %s", files[i], err.message);
-			if (st == IMG_OK)
-				img_decoded_free(&dec);
-			free(data);
-		}
-	}
 }
 
 /*
@@ -1573,9 +1444,144 @@ TEST_SUITE(bmp_header_bounds)
 	free(b.data);
 }
 
+/* ------------------------------------- codec checks on shared corpus files */
+
+/*
+ * The format checks whose files are too large to commit (bombs, 1200x672
+ * samples, animations): run by make -C test/unit corpus, which fails when
+ * the corpus is absent.  read_corpus_file fails the check for a missing file.
+ */
+CORPUS_SUITE(codec_corpus_files)
+{
+	img_limits	lim = default_limits();
+	img_info	info;
+	img_decoded dec;
+	img_error	err;
+	img_status	st;
+	size_t		len;
+
+	/* the large corpus files that are not committed */
+	{
+		static const struct
+		{
+			const char *file;
+			img_status	want;
+		}			cases[] = {
+			{"bad/png_bad_idat_crc.png", IMG_ERR_CORRUPT},
+			{"bad/bomb_20000x20000_rgb8.png", IMG_ERR_TOO_MANY_PIXELS},
+			{"bad/huge_ztxt_1GiB.png", IMG_OK},
+			{"bad/huge_iccp_256MiB.png", IMG_OK},
+			{"bad/truncated_mid_idat.png", IMG_ERR_TRUNCATED},
+		};
+
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		{
+			uint8_t    *data = read_corpus_file(cases[i].file, &len);
+
+			if (data == NULL)
+				continue;
+			st = load_status(data, len, &lim, &err);
+			CHECK(st == cases[i].want, "%s: want %s, got %s (%s)", cases[i].file,
+				  img_status_name(cases[i].want), img_status_name(st), err.message);
+			free(data);
+		}
+	}
+	{
+		uint8_t    *data = read_corpus_file("exif/png_exif_xmp_orient6.png", &len);
+
+		if (data)
+		{
+			st = probe_decode(data, len, &lim, &info, &dec, &err);
+			CHECK(st == IMG_OK, "png_exif_xmp_orient6.png decodes: %s", err.message);
+			if (st == IMG_OK)
+			{
+				CHECK(info.orientation == 6 && dec.orientation == 6 && info.has_gps &&
+					  info.has_xmp && info.has_comment && info.has_icc && dec.icc_len == info.icc_bytes,
+					  "orientation 6, gps, xmp, text, icc");
+				img_decoded_free(&dec);
+			}
+			free(data);
+		}
+	}
+	{
+		uint8_t    *data = read_corpus_file("bad/gif_truncated.gif", &len);
+
+		if (data)
+		{
+			st = load_status(data, len, &lim, &err);
+			CHECK(st == IMG_ERR_TRUNCATED, "gif_truncated.gif is truncated, got %s", img_status_name(st));
+			free(data);
+		}
+		data = read_corpus_file("formats/gif_animated.gif", &len);
+		if (data)
+		{
+			st = probe_decode(data, len, &lim, &info, &dec, &err);
+			CHECK(st == IMG_OK && info.frames == 8 && dec.raster.width == 600,
+				  "gif_animated.gif: 8 frames, first decoded: %s", err.message);
+			if (st == IMG_OK)
+				img_decoded_free(&dec);
+			free(data);
+		}
+	}
+	{
+		uint8_t    *data = read_corpus_file("formats/webp_animated.webp", &len);
+
+		if (data)
+		{
+			st = probe_decode(data, len, &lim, &info, &dec, &err);
+			CHECK(st == IMG_OK && info.frames == 8 && dec.raster.width == 600 &&
+				  dec.raster.height == 336 && dec.layout == IMG_LAYOUT_RGBA,
+				  "webp_animated.webp: 8 frames, first frame 600x336 RGBA: %s", err.message);
+			if (st == IMG_OK)
+				img_decoded_free(&dec);
+			lim.max_frames = 4;
+			st = load_status(data, len, &lim, &err);
+			CHECK(st == IMG_ERR_TOO_MANY_FRAMES, "8 frames over max_frames=4, got %s", img_status_name(st));
+			lim = default_limits();
+			free(data);
+		}
+	}
+	{
+		static const char *const files[] = {
+			"formats/tiff_rgb8_lzw.tif", "formats/tiff_rgb16_deflate.tif", "formats/tiff_cmyk_lzw.tif"
+		};
+
+		for (size_t i = 0; i < 3; i++)
+		{
+			uint8_t    *data = read_corpus_file(files[i], &len);
+
+			if (data == NULL)
+				continue;
+			st = probe_decode(data, len, &lim, &info, &dec, &err);
+			CHECK(st == IMG_OK && dec.raster.width == 1200 && dec.raster.height == 672,
+				  "%s decodes 1200x672: %s", files[i], err.message);
+			if (st == IMG_OK)
+				img_decoded_free(&dec);
+			free(data);
+		}
+	}
+	{
+		static const char *const files[] = {"formats/bmp_rgb24.bmp", "formats/bmp_rgba32.bmp"};
+
+		for (size_t i = 0; i < 2; i++)
+		{
+			uint8_t    *data = read_corpus_file(files[i], &len);
+
+			if (data == NULL)
+				continue;
+			st = probe_decode(data, len, &lim, &info, &dec, &err);
+			CHECK(st == IMG_OK && dec.raster.width == 1200 && dec.raster.height == 672 &&
+				  dec.raster.channels == (i == 0 ? 3u : 4u), "%s decodes: %s", files[i], err.message);
+			if (st == IMG_OK)
+				img_decoded_free(&dec);
+			free(data);
+		}
+	}
+}
+
 /* ----------------------------------------------------- PngSuite (corpus) */
 
-TEST_SUITE(codec_pngsuite)
+CORPUS_SUITE(codec_pngsuite)
 {
 	img_limits	lim = default_limits();
 	char		dir[1024];
@@ -1583,8 +1589,6 @@ TEST_SUITE(codec_pngsuite)
 	struct dirent *e;
 	int			seen = 0;
 
-	if (corpus_dir() == NULL)
-		return;
 	snprintf(dir, sizeof(dir), "%s/peer/pngsuite/png", corpus_dir());
 	d = opendir(dir);
 	if (d == NULL)
@@ -1592,6 +1596,7 @@ TEST_SUITE(codec_pngsuite)
 		snprintf(dir, sizeof(dir), "%s/peer/pngsuite", corpus_dir());
 		d = opendir(dir);
 	}
+	CHECK(d != NULL, "%s can be listed", dir);
 	if (d == NULL)
 		return;
 	while ((e = readdir(d)) != NULL)
@@ -1609,6 +1614,7 @@ TEST_SUITE(codec_pngsuite)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
 		data = read_file(path, &len);
+		CHECK(data != NULL, "%s is readable", path);
 		if (data == NULL)
 			continue;
 		seen++;
