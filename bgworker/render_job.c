@@ -169,6 +169,7 @@ prepare_render(claimed_job *job, MemoryContext keep)
 		if (!img_fit_from_name(fit, &p->spec.geometry.fit))
 			p->spec.geometry.fit = IMG_FIT_CONTAIN;
 		p->spec.quality = int_column(i, 5, &isnull);
+		p->spec.name = p->name;
 		p->spec.geometry.allow_upscale =
 			DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 6, &isnull));
 	}
@@ -385,6 +386,7 @@ render_and_store(claimed_job *job, stored_object *hires, stored_object *master,
 		specs[0].geometry.box_height = (uint32) imgmod_compressed_master_max_side;
 		specs[0].geometry.fit = IMG_FIT_CONTAIN;
 		specs[0].quality = imgmod_compressed_master_quality;
+		specs[0].name = "master";
 	}
 	for (int i = 0; i < job->npresets; i++)
 		specs[first_preset + i] = job->presets[i].spec;

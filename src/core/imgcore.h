@@ -339,6 +339,7 @@ typedef struct img_variant_spec
 {
 	img_geometry geometry;
 	int			quality;
+	const char *name;			/* for error messages; NULL: "variant <n>" */
 } img_variant_spec;
 
 typedef struct img_variant_result
@@ -354,6 +355,13 @@ typedef struct img_variant_result
  * on load to what the largest variant needs, then resample each variant,
  * largest first, each from the best intermediate available.
  * results has n entries, in the order of specs.
+ *
+ * Every output size is planned before anything is decoded or allocated: a
+ * variant whose canvas would have a side over limits->max_side or more than
+ * limits->max_pixels (an upscaling preset with a free side on a long, thin
+ * image) fails the whole call with IMG_ERR_BAD_DIMENSIONS or
+ * IMG_ERR_TOO_MANY_PIXELS and a message naming the variant and its size;
+ * that variant's result carries the status, and no variant is produced.
  */
 img_status	img_render_variants(const uint8_t *data, size_t len,
 								const img_limits *limits,
