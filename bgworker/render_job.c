@@ -395,6 +395,7 @@ render_and_store(claimed_job *job, stored_object *hires, stored_object *master,
 	memset(&err, 0, sizeof(err));
 	st = img_render_variants(job->source, job->source_len, &limits, specs, (size_t) nspecs,
 							 background, results, &err);
+	imgmod_core_interrupted(st);
 	if (st != IMG_OK)
 		ereport(ERROR,
 				(errcode(imgmod_sqlstate_for(st)),

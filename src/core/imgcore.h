@@ -86,6 +86,7 @@ typedef enum img_status
 	IMG_ERR_CORRUPT,			/* decoder found invalid data or warned */
 	IMG_ERR_NO_MEMORY,
 	IMG_ERR_INTERNAL,
+	IMG_ERR_INTERRUPTED,		/* the caller's interrupt hook asked to stop */
 	IMG_STATUS_COUNT
 } img_status;
 
@@ -125,6 +126,23 @@ void		img_set_allocator(const img_allocator *allocator);	/* NULL restores malloc
 void	   *img_alloc(size_t size);
 void	   *img_realloc(void *ptr, size_t size);
 void		img_free(void *ptr);
+
+/* -------------------------------------------------------------- interrupt */
+
+/*
+ * Decoding, resampling and encoding a large image takes seconds; a caller
+ * that must be able to stop it (a statement timeout, a cancel request)
+ * installs a hook.  The core calls it between rows, strips and scanlines
+ * and, when it returns true, frees what it holds and returns
+ * IMG_ERR_INTERRUPTED through the normal error path: the hook must only
+ * answer, never raise or longjmp, because third-party decoders are on the
+ * stack.  Where a library decodes in one call the hook is asked before and
+ * after it (HEIF, animated WebP, and the read and write halves of the
+ * lossless JPEG transform).  NULL (the default) never interrupts.
+ */
+typedef bool (*img_interrupt_hook) (void *ctx);
+
+void		img_set_interrupt_hook(img_interrupt_hook hook, void *ctx);
 
 /* ----------------------------------------------------------------- limits */
 

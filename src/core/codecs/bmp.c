@@ -329,6 +329,13 @@ bmp_decode(const uint8_t *data, size_t len, const img_limits *limits,
 		const uint8_t *src = data + hdr.pixel_offset + (size_t) file_row * hdr.row_bytes;
 		uint8_t    *dst = out->raster.pixels + (size_t) y * out->raster.stride;
 
+		st = img_check_interrupt(err, "decoding bmp rows");
+		if (st != IMG_OK)
+		{
+			img_decoded_free(out);
+			return st;
+		}
+
 		for (uint32_t x = 0; x < hdr.width; x++, dst += channels)
 		{
 			switch (hdr.bpp)
