@@ -18,31 +18,49 @@ my $bound = 1.0;
 
 my $node = start_node('interrupt');
 
-# 10000 x 9999 (99.99 MP) with EXIF orientation 6: the height is not a whole
-# number of MCUs, so the orientation cannot be applied losslessly and the
-# upload decodes, rotates and re-encodes every pixel; seconds of work.
+# 10000 x 9999 (99.99 MP), progressive, with grain so that the entropy
+# coding has real work, an Adobe RGB profile and EXIF orientation 6: the
+# height is not a whole number of MCUs, so nothing can be done losslessly
+# and the upload decodes every scan, converts the colours, rotates and
+# re-encodes; seconds of work on any machine.
 my ($w, $h) = (10000, 9999);
 my $ppm = $node->basedir . '/big.ppm';
 my $jpg = $node->basedir . '/big.jpg';
 {
 	open(my $fh, '>:raw', $ppm) or die "cannot write $ppm: $!";
 	print $fh "P6\n$w $h\n255\n";
-	my $row = join('', map { pack('C3', $_ * 255 / $w, 128, 255 - $_ * 255 / $w) } 0 .. $w - 1);
+	# 61 rows of a gradient plus grain, each reused with a shift
+	srand(11);
+	my @gradient = map { (20 + 200 * $_ / $w, 128, 220 - 200 * $_ / $w) } 0 .. $w - 1;
+	my @rows = map { pack('C*', map { $_ + int(rand(25)) } @gradient) } 0 .. 60;
 	for my $y (0 .. $h - 1)
 	{
-		substr($row, 0, 3) = pack('C3', $y % 256, $y % 256, $y % 256);
-		print $fh $row;
+		my $shift = 3 * (($y * 37) % $w);
+		my $row = $rows[ $y % 61 ];
+		print $fh substr($row, $shift) . substr($row, 0, $shift);
 	}
 	close $fh or die "cannot write $ppm: $!";
 }
-system('cjpeg', '-quality', '90', '-outfile', "$jpg.plain", $ppm) == 0 or die 'cjpeg failed';
+system('cjpeg', '-quality', '90', '-progressive', '-outfile', "$jpg.plain", $ppm) == 0 or die 'cjpeg failed';
 unlink $ppm;
 {
+	# the ICC_PROFILE segments of the committed Adobe RGB fixture
+	my $donor = read_binary("$FindBin::Bin/../test/fixtures/exif/icc_adobergb.jpg");
+	my $icc = '';
+	for (my $pos = 2; $pos + 4 <= length($donor);)
+	{
+		my (undef, $marker, $len) = unpack('CCn', substr($donor, $pos, 4));
+		last if $marker == 0xDA;
+		$icc .= substr($donor, $pos, 2 + $len)
+		  if $marker == 0xE2 && substr($donor, $pos + 4, 12) eq "ICC_PROFILE\0";
+		$pos += 2 + $len;
+	}
+	die 'no ICC profile in icc_adobergb.jpg' if $icc eq '';
 	my $plain = read_binary("$jpg.plain");
 	my $tiff = "MM\0*" . pack('N', 8) . pack('n', 1) . pack('nnN', 0x0112, 3, 1) . pack('nn', 6, 0) . pack('N', 0);
 	my $app1 = "Exif\0\0" . $tiff;
 	open(my $fh, '>:raw', $jpg) or die "cannot write $jpg: $!";
-	print $fh substr($plain, 0, 2) . "\xFF\xE1" . pack('n', length($app1) + 2) . $app1 . substr($plain, 2);
+	print $fh substr($plain, 0, 2) . "\xFF\xE1" . pack('n', length($app1) + 2) . $app1 . $icc . substr($plain, 2);
 	close $fh or die "cannot write $jpg: $!";
 	unlink "$jpg.plain";
 }
@@ -61,7 +79,7 @@ my $verdict = $node->safe_psql('postgres',
 	"SELECT j->>'verdict', j->'normalised'->>'method' FROM (SELECT imgmod.inspect(data) AS j FROM big) AS s");
 my $uninterrupted = time - $started;
 is($verdict, 'accept|reencoded',
-	'the 100 MP image is accepted when nothing interrupts it, by the decode, rotate and encode path');
+	'the 100 MP image is accepted when nothing interrupts it, by the decode, convert, rotate and encode path');
 cmp_ok($uninterrupted, '>', 0.3 + $bound + 0.5,
 	sprintf('uninterrupted inspect() takes %.2f s, longer than the timeout plus the bound', $uninterrupted));
 
