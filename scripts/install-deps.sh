@@ -13,6 +13,8 @@ PACKAGES=(
   libcurl4-openssl-dev libhiredis-dev librdkafka-dev
   # tests
   libipc-run-perl valgrind libjpeg-turbo-progs
+  # fuzzing: clang with the libFuzzer and sanitizer runtimes
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

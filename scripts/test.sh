@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every imgmod test: installs what is needed, builds with -Werror,
-# runs the image core's unit tests under AddressSanitizer and valgrind, the
-# SQL regression suite against a throwaway cluster with imgmod preloaded,
-# and the TAP suite (workers, restarts, orientation, metadata stripping).
+# runs the image core's unit tests under AddressSanitizer and valgrind (and
+# on the shared corpus), fuzzes each libFuzzer target for a bounded time,
+# runs the SQL regression suite against a throwaway cluster with imgmod
+# preloaded, and the TAP suite (workers, restarts, orientation, metadata
+# stripping, interrupts).
 # Exits non-zero on the first failing stage.
 set -euo pipefail
 
@@ -26,6 +28,14 @@ make -s unit
 
 stage "unit tests (valgrind)"
 make -s valgrind
+
+stage "unit tests on the shared corpus (../shared/corpus; fails if it is missing)"
+make -s unit-corpus
+
+stage "fuzzing: each libFuzzer target for ${IMGMOD_FUZZ_SECONDS:-60} s, seeded from test/fixtures"
+# A crash, leak, timeout or OOM stops CI here with the reproducer's path
+# (fuzz/crashes/<target>-crash-...) and the command to replay it.
+make -s -C fuzz smoke SMOKE_TIME="${IMGMOD_FUZZ_SECONDS:-60}"
 
 stage "SQL regression tests"
 export IMGMOD_CLUSTER_DIR=/tmp/imgmod-regress

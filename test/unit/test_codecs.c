@@ -1407,6 +1407,14 @@ TEST_SUITE(bmp_header_bounds)
 		free(data);
 	}
 
+	/* the generated seed BMPs (test/fixtures/generate.py) decode as made */
+	st = fixture_status("formats/bmp_24bit_5x3.bmp", &info, &err);
+	CHECK(st == IMG_OK && info.width == 5 && info.height == 3 && !info.has_alpha,
+		  "bmp_24bit_5x3.bmp: 5x3 rgb, got %s (%s)", img_status_name(st), err.message);
+	st = fixture_status("formats/bmp_v4_bitfields_alpha_4x3.bmp", &info, &err);
+	CHECK(st == IMG_OK && info.width == 4 && info.height == 3 && info.has_alpha,
+		  "bmp_v4_bitfields_alpha_4x3.bmp: 4x3 with alpha, got %s (%s)", img_status_name(st), err.message);
+
 	/*
 	 * Every header size with both bitfield compressions: the whole file
 	 * decodes to the expected pixel, and every strict prefix of it is
