@@ -3,6 +3,7 @@
 #   make && make install       build and install into the PostgreSQL found by pg_config
 #   make unit                  image-core unit tests under AddressSanitizer + UBSan
 #   make valgrind              the same tests under valgrind
+#   make unit-corpus           the unit suites that need ../shared/corpus (fails without it)
 #   scripts/test.sh            everything the CI runs (see README)
 
 PG_CONFIG ?= pg_config
@@ -42,9 +43,12 @@ include $(PGXS)
 # (a stale object with an old shared-memory layout is a silent corruption).
 $(OBJS): $(wildcard src/*.h bgworker/*.h $(IMGCORE_DIR)/*.h)
 
-.PHONY: unit valgrind
+.PHONY: unit valgrind unit-corpus
 unit:
 	$(MAKE) -C test/unit check
+
+unit-corpus:
+	$(MAKE) -C test/unit corpus
 
 valgrind:
 	$(MAKE) -C test/unit valgrind

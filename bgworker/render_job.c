@@ -174,6 +174,7 @@ prepare_render(claimed_job *job, MemoryContext keep)
 		if (!img_fit_from_name(fit, &p->spec.geometry.fit))
 			p->spec.geometry.fit = IMG_FIT_CONTAIN;
 		p->spec.quality = int_column(i, 5, &isnull);
+		p->spec.name = p->name;
 		p->spec.geometry.allow_upscale =
 			DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 6, &isnull));
 	}
@@ -400,6 +401,7 @@ render_and_store(claimed_job *job, stored_object *hires, stored_object *master,
 		specs[0].geometry.box_height = (uint32) imgmod_compressed_master_max_side;
 		specs[0].geometry.fit = IMG_FIT_CONTAIN;
 		specs[0].quality = imgmod_compressed_master_quality;
+		specs[0].name = "master";
 	}
 	for (int i = 0; i < job->npresets; i++)
 		specs[first_preset + i] = job->presets[i].spec;
@@ -408,6 +410,7 @@ render_and_store(claimed_job *job, stored_object *hires, stored_object *master,
 	memset(&err, 0, sizeof(err));
 	st = img_render_variants(job->source, job->source_len, &limits, specs, (size_t) nspecs,
 							 background, results, &err);
+	imgmod_core_interrupted(st);
 	if (st != IMG_OK)
 		ereport(ERROR,
 				(errcode(imgmod_sqlstate_for(st)),

@@ -89,7 +89,7 @@ imgmod_worker_main(Datum main_arg)
 
 	imgmod_worker_attach(worker_slot);
 	on_shmem_exit(detach_on_exit, (Datum) 0);
-	imgmod_install_core_allocator();
+	imgmod_install_core_hooks();
 
 	loop_context = AllocSetContextCreate(TopMemoryContext, "imgmod worker loop",
 										 ALLOCSET_DEFAULT_SIZES);

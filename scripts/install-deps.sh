@@ -16,6 +16,8 @@ PACKAGES=(
   libipc-run-perl valgrind libjpeg-turbo-progs strace
   # check-jsonschema (docker/docker-compose.yml) runs from a venv
   python3-venv
+  # fuzzing: clang with the libFuzzer and sanitizer runtimes
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every imgmod test: installs what is needed, builds with -Werror,
-# runs the image core's unit tests under AddressSanitizer and valgrind, the
-# SQL regression suite against a throwaway cluster with imgmod preloaded,
-# and the TAP suite (workers, restarts, orientation, metadata stripping).
+# runs the image core's unit tests under AddressSanitizer and valgrind (and
+# on the shared corpus), fuzzes each libFuzzer target for a bounded time,
+# runs the SQL regression suite against a throwaway cluster with imgmod
+# preloaded, and the TAP suite (workers, restarts, orientation, metadata
+# stripping, interrupts).
 # Exits non-zero on the first failing stage.
 set -euo pipefail
 
@@ -34,6 +36,28 @@ make -s unit
 
 stage "unit tests (valgrind)"
 make -s valgrind
+
+stage "unit tests on the shared corpus (../shared/corpus or IMGMOD_CORPUS_DIR)"
+# The repository's own fixtures are what the suites above run on, so a clone
+# without the team's shared corpus is fully tested.  The corpus adds the
+# hostile set's full verdict table, PngSuite and the orientation sets: run
+# whenever it is there (a missing file in it fails), announced loudly when
+# it is not; IMGMOD_REQUIRE_CORPUS=1 makes its absence a failure.
+CORPUS=${IMGMOD_CORPUS_DIR:-$ROOT/../shared/corpus}
+if [ -d "$CORPUS" ] || [ "${IMGMOD_REQUIRE_CORPUS:-0}" = 1 ]; then
+  IMGMOD_CORPUS_DIR="$CORPUS" make -s unit-corpus
+else
+  echo "################################################################"
+  echo "# NOT RUN: the shared corpus is not at $CORPUS."
+  echo "# 'make unit-corpus' fails without it; set IMGMOD_CORPUS_DIR, or"
+  echo "# IMGMOD_REQUIRE_CORPUS=1 to make its absence fail this run."
+  echo "################################################################"
+fi
+
+stage "fuzzing: each libFuzzer target for ${IMGMOD_FUZZ_SECONDS:-60} s, seeded from test/fixtures"
+# A crash, leak, timeout or OOM stops CI here with the reproducer's path
+# (fuzz/crashes/<target>-crash-...) and the command to replay it.
+make -s -C fuzz smoke SMOKE_TIME="${IMGMOD_FUZZ_SECONDS:-60}"
 
 stage "SQL regression tests"
 export IMGMOD_CLUSTER_DIR=/tmp/imgmod-regress

@@ -36,3 +36,29 @@ SELECT state, attempts FROM imgmod.jobs WHERE image_id = :id;
 SELECT preset, width, height FROM imgmod.variants WHERE image_id = :id ORDER BY preset;
 SELECT count(*) AS unfinished FROM imgmod.queue WHERE image_id = :id;
 SELECT imgmod.retry(-5);
+
+-- A preset whose output cannot be allocated: 10000 wide, height free,
+-- upscaling allowed, on a 2x20000 image asks for 10000x100000000.  The
+-- render refuses it from the plan, before decoding, naming the preset and
+-- the size; the job fails (no variant of that version is stored) and, the
+-- refusal being the same every time, ends dead after imgmod.max_attempts.
+-- The thin image is a new version of the image above (a new image would
+-- shift the ids the later files print); version 1 stays the one served.
+INSERT INTO imgmod.presets (name, width, height, allow_upscale) VALUES ('wide', 10000, NULL, true);
+SELECT imgmod.replace(:id, pg_read_binary_file(:'fx' || 'formats/png_2x20000.png'), 'thin.png') AS thin_version \gset
+CREATE FUNCTION pg_temp.wait_for_job(p_id bigint, p_version int, p_state text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE deadline timestamptz := clock_timestamp() + interval '60 s'; s text;
+BEGIN
+    LOOP
+        SELECT state INTO s FROM imgmod.jobs WHERE image_id = p_id AND version = p_version AND kind = 'render';
+        EXIT WHEN s = p_state OR clock_timestamp() > deadline;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+    RETURN s;
+END $$;
+SELECT pg_temp.wait_for_job(:id, :thin_version, 'dead');
+SELECT attempts, regexp_replace(last_error, 'image \d+', 'image N') AS last_error
+  FROM imgmod.jobs WHERE image_id = :id AND version = :thin_version;
+SELECT count(*) AS thin_variants FROM imgmod.variants WHERE image_id = :id AND version = :thin_version;
+SELECT current_version FROM imgmod.images WHERE id = :id;
+DELETE FROM imgmod.presets WHERE name = 'wide';

@@ -197,7 +197,11 @@ imgmod_rejection_counters(PG_FUNCTION_ARGS)
 	{
 		Datum		values[3];
 		bool		nulls[3] = {false, false, false};
-		uint64		total = imgmod_state ? pg_atomic_read_u64(&imgmod_state->rejections_by_status[s]) : 0;
+		uint64		total;
+
+		if (s == IMG_ERR_INTERRUPTED)
+			continue;			/* a cancelled statement, never a rejection */
+		total = imgmod_state ? pg_atomic_read_u64(&imgmod_state->rejections_by_status[s]) : 0;
 
 		values[0] = CStringGetTextDatum(img_status_name((img_status) s));
 		values[1] = CStringGetTextDatum(imgmod_sqlstate_text((img_status) s));

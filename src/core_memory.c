@@ -1,5 +1,6 @@
 /*
- * core_memory.c — the image core allocates from PostgreSQL memory contexts.
+ * core_memory.c — the image core allocates from PostgreSQL memory contexts
+ * and stops when PostgreSQL wants the statement or process to end.
  *
  * Every buffer the core hands back lives in whatever context is current
  * when it is called, so an ERROR anywhere after (a failed INSERT, a cancel)
@@ -9,6 +10,7 @@
  */
 #include "imgmod.h"
 
+#include "miscadmin.h"
 #include "utils/memutils.h"
 
 /* palloc has no NO_OOM realloc, so keep the size in front of each block. */
@@ -59,10 +61,28 @@ core_realloc(void *ptr, size_t size, void *ctx)
 	return fresh;
 }
 
+/*
+ * The core's interrupt hook: only reads the flags the signal handlers set.
+ * CHECK_FOR_INTERRUPTS() here would longjmp through libjpeg or libpng; the
+ * core returns IMG_ERR_INTERRUPTED instead and the caller lets PostgreSQL
+ * raise the error (imgmod_core_interrupted).  Only a pending cancel (a
+ * statement timeout is one) or termination stops the work: the other
+ * reasons for InterruptPending (a barrier, a memory-context dump request)
+ * are handled by the next CHECK_FOR_INTERRUPTS without ending anything,
+ * and must not cost an upload.
+ */
+static bool
+core_should_stop(void *ctx)
+{
+	(void) ctx;
+	return InterruptPending && (QueryCancelPending || ProcDiePending);
+}
+
 void
-imgmod_install_core_allocator(void)
+imgmod_install_core_hooks(void)
 {
 	img_allocator a = {core_alloc, core_realloc, core_free, NULL};
 
 	img_set_allocator(&a);
+	img_set_interrupt_hook(core_should_stop, NULL);
 }

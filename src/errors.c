@@ -7,6 +7,7 @@
  */
 #include "imgmod.h"
 
+#include "miscadmin.h"
 #include "utils/elog.h"
 
 typedef struct reason_code
@@ -45,6 +46,7 @@ static const reason_code codes[IMG_STATUS_COUNT] = {
 	[IMG_ERR_NO_MEMORY] = {"53200", MAKE_SQLSTATE('5', '3', '2', '0', '0'),
 	"Lower imgmod.max_megapixels or give the server more memory."},
 	[IMG_ERR_INTERNAL] = {"XX000", MAKE_SQLSTATE('X', 'X', '0', '0', '0'), NULL},
+	[IMG_ERR_INTERRUPTED] = {"57014", MAKE_SQLSTATE('5', '7', '0', '1', '4'), NULL},
 };
 
 int
@@ -69,4 +71,21 @@ imgmod_hint_for(img_status status)
 	if ((int) status < 0 || status >= IMG_STATUS_COUNT)
 		return NULL;
 	return codes[status].hint;
+}
+
+/*
+ * The core stopped because its interrupt hook saw a cancel, statement
+ * timeout or termination pending: raise that error now, outside every
+ * decoder.  Should CHECK_FOR_INTERRUPTS() not raise (cancel interrupts are
+ * held off), the image work is lost all the same, so say so.
+ */
+void
+imgmod_core_interrupted(img_status status)
+{
+	if (status != IMG_ERR_INTERRUPTED)
+		return;
+	CHECK_FOR_INTERRUPTS();
+	ereport(ERROR,
+			(errcode(imgmod_sqlstate_for(IMG_ERR_INTERRUPTED)),
+			 errmsg("imgmod: image processing was interrupted")));
 }

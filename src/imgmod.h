@@ -70,8 +70,11 @@ void		imgmod_define_settings(void);
 void		imgmod_current_limits(img_limits *limits);
 void		imgmod_background_rgb(uint8_t rgb[3]);
 
-/* Route the image core's allocations into the current memory context. */
-void		imgmod_install_core_allocator(void);
+/*
+ * Route the image core's allocations into the current memory context, and
+ * let a pending cancel, statement timeout or termination stop it.
+ */
+void		imgmod_install_core_hooks(void);
 
 /* --------------------------------------------------------- shared state */
 
@@ -153,6 +156,12 @@ int			imgmod_sqlstate_for(img_status status);
 const char *imgmod_sqlstate_text(img_status status);
 /* What a user can do about a rejection, for errhint. */
 const char *imgmod_hint_for(img_status status);
+/*
+ * After a core call: when it returned IMG_ERR_INTERRUPTED, raise the
+ * pending cancel / timeout / termination error (never returns); otherwise
+ * nothing.  An interruption is not a rejection and is never audited.
+ */
+void		imgmod_core_interrupted(img_status status);
 
 /* -------------------------------------------------------------- hashing */
 

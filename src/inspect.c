@@ -68,6 +68,7 @@ imgmod_inspect(PG_FUNCTION_ARGS)
 	imgmod_background_rgb(options.background);
 	memset(&err, 0, sizeof(err));
 	st = img_normalise(bytes, len, &limits, &options, &norm, &err);
+	imgmod_core_interrupted(st);
 	imgmod_sha256_hex(bytes, len, sha256);
 
 	initStringInfo(&buf);

@@ -33,7 +33,7 @@ void
 _PG_init(void)
 {
 	imgmod_define_settings();
-	imgmod_install_core_allocator();
+	imgmod_install_core_hooks();
 	imgmod_s3_global_init();
 
 	if (!process_shared_preload_libraries_in_progress)

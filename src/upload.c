@@ -252,6 +252,7 @@ accept_upload(FunctionCallInfo fcinfo, int data_arg, const char *function_name,
 	imgmod_background_rgb(options.background);
 	memset(&err, 0, sizeof(err));
 	st = img_normalise(bytes, (size_t) len, &limits, &options, &up->norm, &err);
+	imgmod_core_interrupted(st);
 	if (st != IMG_OK)
 		reject(st, err.message, claim, detected, len, up->sha256);
 	imgmod_sha256_hex(up->norm.master.data, up->norm.master.len, up->master_sha256);

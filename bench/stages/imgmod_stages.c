@@ -153,7 +153,7 @@ main(int argc, char **argv)
 	img_limits	limits;
 	img_info	info;
 	img_error	err = {0};
-	img_variant_spec specs[MAX_W];
+	img_variant_spec specs[MAX_W] = {0};
 	img_variant_result results[MAX_W];
 	const uint8_t bg[3] = {255, 255, 255};
 	uint32_t	up_w, up_h, need_w = 0, need_h = 0;

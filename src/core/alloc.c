@@ -1,5 +1,6 @@
 /*
- * alloc.c — the core's allocator hook and raster/buffer lifetimes.
+ * alloc.c — the core's allocator and interrupt hooks, and raster/buffer
+ * lifetimes.
  */
 #include "imgcore.h"
 #include "codec.h"
@@ -61,6 +62,30 @@ img_free(void *ptr)
 {
 	if (ptr != NULL)
 		current.free(ptr, current.ctx);
+}
+
+static img_interrupt_hook interrupt_hook;
+static void *interrupt_ctx;
+
+void
+img_set_interrupt_hook(img_interrupt_hook hook, void *ctx)
+{
+	interrupt_hook = hook;
+	interrupt_ctx = hook ? ctx : NULL;
+}
+
+bool
+img_interrupt_requested(void)
+{
+	return interrupt_hook != NULL && interrupt_hook(interrupt_ctx);
+}
+
+img_status
+img_check_interrupt(img_error *err, const char *doing)
+{
+	if (!img_interrupt_requested())
+		return IMG_OK;
+	return img_fail(err, IMG_ERR_INTERRUPTED, "interrupted while %s", doing);
 }
 
 bool

@@ -113,6 +113,18 @@ void		img_icc_describe(const uint8_t *icc, size_t len, img_info *info);
  */
 img_status	img_colour_to_srgb(img_decoded *decoded, img_error *err);
 
+/*
+ * The caller's interrupt hook (alloc.c): true when the work must stop.
+ * Called between rows, strips and scanlines, so it must stay cheap.
+ */
+bool		img_interrupt_requested(void);
+
+/*
+ * img_interrupt_requested() as a status: IMG_OK, or IMG_ERR_INTERRUPTED
+ * recorded in err with a message naming what was being done.
+ */
+img_status	img_check_interrupt(img_error *err, const char *doing);
+
 /* Checked multiplication for buffer sizes; false on overflow. */
 bool		img_size_mul(size_t a, size_t b, size_t *out);
 

@@ -71,13 +71,17 @@ profile_is_srgb(cmsHPROFILE profile)
 	return img_icc_description_is_srgb(desc);
 }
 
-static void
-cmyk_to_rgb_naive(const img_raster *src, img_raster *dst)
+static img_status
+cmyk_to_rgb_naive(const img_raster *src, img_raster *dst, img_error *err)
 {
 	for (uint32_t y = 0; y < src->height; y++)
 	{
 		const uint8_t *s = src->pixels + (size_t) y * src->stride;
 		uint8_t    *d = dst->pixels + (size_t) y * dst->stride;
+		img_status	st = img_check_interrupt(err, "converting cmyk to rgb");
+
+		if (st != IMG_OK)
+			return st;
 
 		for (uint32_t x = 0; x < src->width; x++, s += 4, d += 3)
 		{
@@ -88,14 +92,21 @@ cmyk_to_rgb_naive(const img_raster *src, img_raster *dst)
 			d[2] = (uint8_t) (((255u - s[2]) * white + 127) / 255);
 		}
 	}
+	return IMG_OK;
 }
 
 static img_status
-transform_rows(cmsHTRANSFORM xform, const img_raster *src, img_raster *dst)
+transform_rows(cmsHTRANSFORM xform, const img_raster *src, img_raster *dst, img_error *err)
 {
 	for (uint32_t y = 0; y < src->height; y++)
+	{
+		img_status	st = img_check_interrupt(err, "converting colours to srgb");
+
+		if (st != IMG_OK)
+			return st;
 		cmsDoTransform(xform, src->pixels + (size_t) y * src->stride,
 					   dst->pixels + (size_t) y * dst->stride, src->width);
+	}
 	return IMG_OK;
 }
 
@@ -123,10 +134,15 @@ img_colour_to_srgb(img_decoded *decoded, img_error *err)
 										INTENT_PERCEPTUAL, cmsFLAGS_NOCACHE)) != NULL)
 		{
 			/* lcms2's CMYK_8 is ink percentage scaled to 0..255, as ours. */
-			transform_rows(xform, &decoded->raster, &rgb);
+			st = transform_rows(xform, &decoded->raster, &rgb, err);
 		}
 		else
-			cmyk_to_rgb_naive(&decoded->raster, &rgb);
+			st = cmyk_to_rgb_naive(&decoded->raster, &rgb, err);
+		if (st != IMG_OK)
+		{
+			img_raster_free(&rgb);
+			goto done;
+		}
 		img_raster_free(&decoded->raster);
 		decoded->raster = rgb;
 		decoded->layout = IMG_LAYOUT_RGB;
@@ -143,7 +159,7 @@ img_colour_to_srgb(img_decoded *decoded, img_error *err)
 									   cmsFLAGS_NOCACHE | (alpha ? cmsFLAGS_COPY_ALPHA : 0));
 		/* In place is supported by lcms2 when formats match. */
 		if (xform != NULL)
-			transform_rows(xform, &decoded->raster, &decoded->raster);
+			st = transform_rows(xform, &decoded->raster, &decoded->raster, err);
 	}
 
 done:

@@ -141,6 +141,12 @@ img_encode_jpeg(const img_raster *raster, int requested_quality, img_buffer *out
 		JSAMPROW	rows[16];
 		int			n = 0;
 
+		if (img_interrupt_requested())
+		{
+			jpeg_destroy_compress(&cinfo);
+			img_free(dest.buf);
+			return img_fail(err, IMG_ERR_INTERRUPTED, "interrupted while encoding jpeg");
+		}
 		for (; n < 16 && cinfo.next_scanline + n < cinfo.image_height; n++)
 			rows[n] = raster->pixels + (size_t) (cinfo.next_scanline + n) * raster->stride;
 		jpeg_write_scanlines(&cinfo, rows, (JDIMENSION) n);

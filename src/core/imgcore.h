@@ -86,6 +86,7 @@ typedef enum img_status
 	IMG_ERR_CORRUPT,			/* decoder found invalid data or warned */
 	IMG_ERR_NO_MEMORY,
 	IMG_ERR_INTERNAL,
+	IMG_ERR_INTERRUPTED,		/* the caller's interrupt hook asked to stop */
 	IMG_STATUS_COUNT
 } img_status;
 
@@ -125,6 +126,23 @@ void		img_set_allocator(const img_allocator *allocator);	/* NULL restores malloc
 void	   *img_alloc(size_t size);
 void	   *img_realloc(void *ptr, size_t size);
 void		img_free(void *ptr);
+
+/* -------------------------------------------------------------- interrupt */
+
+/*
+ * Decoding, resampling and encoding a large image takes seconds; a caller
+ * that must be able to stop it (a statement timeout, a cancel request)
+ * installs a hook.  The core calls it between rows, strips and scanlines
+ * and, when it returns true, frees what it holds and returns
+ * IMG_ERR_INTERRUPTED through the normal error path: the hook must only
+ * answer, never raise or longjmp, because third-party decoders are on the
+ * stack.  Where a library decodes in one call the hook is asked before and
+ * after it (HEIF, animated WebP, and the read and write halves of the
+ * lossless JPEG transform).  NULL (the default) never interrupts.
+ */
+typedef bool (*img_interrupt_hook) (void *ctx);
+
+void		img_set_interrupt_hook(img_interrupt_hook hook, void *ctx);
 
 /* ----------------------------------------------------------------- limits */
 
@@ -339,6 +357,7 @@ typedef struct img_variant_spec
 {
 	img_geometry geometry;
 	int			quality;
+	const char *name;			/* for error messages; NULL: "variant <n>" */
 } img_variant_spec;
 
 typedef struct img_variant_result
@@ -354,6 +373,13 @@ typedef struct img_variant_result
  * on load to what the largest variant needs, then resample each variant,
  * largest first, each from the best intermediate available.
  * results has n entries, in the order of specs.
+ *
+ * Every output size is planned before anything is decoded or allocated: a
+ * variant whose canvas would have a side over limits->max_side or more than
+ * limits->max_pixels (an upscaling preset with a free side on a long, thin
+ * image) fails the whole call with IMG_ERR_BAD_DIMENSIONS or
+ * IMG_ERR_TOO_MANY_PIXELS and a message naming the variant and its size;
+ * that variant's result carries the status, and no variant is produced.
  */
 img_status	img_render_variants(const uint8_t *data, size_t len,
 								const img_limits *limits,

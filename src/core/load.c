@@ -33,6 +33,13 @@ flatten_alpha(img_raster *raster, const uint8_t background[3], img_error *err)
 		const uint8_t *s = raster->pixels + (size_t) y * raster->stride;
 		uint8_t    *d = rgb.pixels + (size_t) y * rgb.stride;
 
+		st = img_check_interrupt(err, "flattening alpha");
+		if (st != IMG_OK)
+		{
+			img_raster_free(&rgb);
+			return st;
+		}
+
 		for (uint32_t x = 0; x < raster->width; x++, s += 4, d += 3)
 		{
 			unsigned	a = s[3];

@@ -20,7 +20,7 @@
  * for large images a new page) for every pixel, so the destination is
  * produced in square tiles whose source footprint fits in the L1 cache.
  */
-#include "imgcore.h"
+#include "codec.h"
 
 #include <string.h>
 
@@ -168,21 +168,32 @@ img_orient(const img_raster *src, int orientation, img_raster *dst, img_error *e
 	{
 		/* rows stay intact: one memcpy per row */
 		for (uint32_t dy = 0; dy < dh; dy++)
+		{
+			if ((st = img_check_interrupt(err, "orienting")) != IMG_OK)
+				goto interrupted;
 			memcpy(dst->pixels + (size_t) dy * dst->stride,
 				   origin + (ptrdiff_t) dy * step_y, (size_t) dw * px);
+		}
 	}
 	else if (orientation <= 4)
 	{
 		/* mirrored rows: sequential in both buffers, no tiling needed */
 		for (uint32_t dy = 0; dy < dh; dy++)
+		{
+			if ((st = img_check_interrupt(err, "orienting")) != IMG_OK)
+				goto interrupted;
 			copy_run_any(dst->pixels + (size_t) dy * dst->stride,
 						 origin + (ptrdiff_t) dy * step_y, step_x, dw, ch);
+		}
 	}
 	else
 	{
 		for (uint32_t ty = 0; ty < dh; ty += ORIENT_TILE)
 		{
 			uint32_t	th = dh - ty < ORIENT_TILE ? dh - ty : ORIENT_TILE;
+
+			if ((st = img_check_interrupt(err, "orienting")) != IMG_OK)
+				goto interrupted;
 
 			for (uint32_t tx = 0; tx < dw; tx += ORIENT_TILE)
 			{
@@ -196,4 +207,8 @@ img_orient(const img_raster *src, int orientation, img_raster *dst, img_error *e
 		}
 	}
 	return IMG_OK;
+
+interrupted:
+	img_raster_free(dst);
+	return st;
 }

@@ -11,6 +11,7 @@
 #include "codec.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +46,17 @@ img_variant_results_free(img_variant_result *results, size_t n)
 		img_buffer_free(&results[i].jpeg);
 }
 
+/* A side computed in floating point, as a uint32_t from 1 to UINT32_MAX. */
+static uint32_t
+side_from_double(double side)
+{
+	if (!(side >= 1.0))
+		return 1;
+	if (side >= (double) UINT32_MAX)
+		return UINT32_MAX;
+	return (uint32_t) side;
+}
+
 /*
  * Size of the whole source image once scaled for this placement: what an
  * intermediate must be at least as large as to serve the variant.
@@ -56,12 +68,36 @@ scaled_source_size(uint32_t src_w, uint32_t src_h, const img_placement *p,
 	double		sx = p->src_w > 0 ? (double) p->dst_w / p->src_w : 1.0;
 	double		sy = p->src_h > 0 ? (double) p->dst_h / p->src_h : 1.0;
 
-	*w = (uint32_t) ceil(src_w * sx);
-	*h = (uint32_t) ceil(src_h * sy);
-	if (*w == 0)
-		*w = 1;
-	if (*h == 0)
-		*h = 1;
+	*w = side_from_double(ceil(src_w * sx));
+	*h = side_from_double(ceil(src_h * sy));
+}
+
+/*
+ * Refuse a variant whose canvas is over the limits before any raster is
+ * allocated for it.  The scaled source size only chooses intermediates (an
+ * intermediate is always some variant's canvas), so the canvas is what
+ * would be allocated.
+ */
+static img_status
+check_planned_size(const img_variant_spec *spec, size_t index, const img_placement *p,
+				   const img_limits *limits, img_error *err)
+{
+	uint64_t	pixels = (uint64_t) p->out_width * p->out_height;
+	char		what[96];
+
+	if (spec->name != NULL)
+		snprintf(what, sizeof(what), "preset \"%s\"", spec->name);
+	else
+		snprintf(what, sizeof(what), "variant %zu", index + 1);
+	if (p->out_width > limits->max_side || p->out_height > limits->max_side)
+		return img_fail(err, IMG_ERR_BAD_DIMENSIONS,
+						"%s would render %ux%u: a side exceeds the limit of %u pixels (imgmod.max_side)",
+						what, p->out_width, p->out_height, limits->max_side);
+	if (pixels > limits->max_pixels)
+		return img_fail(err, IMG_ERR_TOO_MANY_PIXELS,
+						"%s would render %ux%u = %.1f megapixels, over the limit of %.1f megapixels (imgmod.max_megapixels)",
+						what, p->out_width, p->out_height, pixels / 1e6, limits->max_pixels / 1e6);
+	return IMG_OK;
 }
 
 img_status
@@ -104,6 +140,12 @@ img_render_variants(const uint8_t *data, size_t len, const img_limits *limits,
 	{
 		plan[i].index = i;
 		img_geometry_place(up_w, up_h, &specs[i].geometry, &plan[i].placement);
+		st = check_planned_size(&specs[i], i, &plan[i].placement, limits, err);
+		if (st != IMG_OK)
+		{
+			results[i].status = st;
+			goto done;
+		}
 		scaled_source_size(up_w, up_h, &plan[i].placement, &plan[i].scaled_w, &plan[i].scaled_h);
 		if (plan[i].scaled_w > need_w)
 			need_w = plan[i].scaled_w;
@@ -121,8 +163,8 @@ img_render_variants(const uint8_t *data, size_t len, const img_limits *limits,
 	 */
 	img_load_options_default(&load);
 	memcpy(load.background, background, 3);
-	load.min_width = (uint32_t) ceil(need_w * RENDER_DECODE_MARGIN);
-	load.min_height = (uint32_t) ceil(need_h * RENDER_DECODE_MARGIN);
+	load.min_width = side_from_double(ceil(need_w * RENDER_DECODE_MARGIN));
+	load.min_height = side_from_double(ceil(need_h * RENDER_DECODE_MARGIN));
 	st = img_load_probed(data, len, limits, &info, &load, &source, err);
 	if (st != IMG_OK)
 		goto done;

@@ -728,7 +728,16 @@ typedef struct resize_job
 	const uint8_t **rows_u8;	/* vertical first: source rows of one output */
 	uint32_t	ring_rows;
 	size_t		row_pad;		/* int16 slots per ring row, multiple of VEC_ALIGN */
+	bool		interrupted;	/* the interrupt hook stopped the run */
 } resize_job;
+
+/* Asked once per output row (block of rows when vertical first). */
+static bool
+stop_requested(resize_job *job)
+{
+	job->interrupted = img_interrupt_requested();
+	return job->interrupted;
+}
 
 static ALWAYS_INLINE int16_t *
 ring_row(const resize_job *job, uint32_t src_row)
@@ -759,6 +768,8 @@ run_hfirst(resize_job *job, const uint32_t C)
 		uint32_t	s0 = ty->start[y];
 		uint32_t	cnt = ty->count[y];
 
+		if (stop_requested(job))
+			return;
 		while (next < s0 + cnt)
 		{
 			int16_t    *out[ROWS];
@@ -802,6 +813,8 @@ run_vfirst(resize_job *job, const uint32_t C)
 		uint8_t    *out[ROWS];
 		uint32_t	nrows = ty->n - y0 < ROWS ? ty->n - y0 : ROWS;
 
+		if (stop_requested(job))
+			return;
 		for (uint32_t r = 0; r < nrows; r++)
 		{
 			const uint8_t **rows = job->rows_u8;
@@ -948,6 +961,9 @@ resize_into(const img_raster *src, double sx, double sy, double sw, double sh,
 	/* an unscaled whole-pixel crop is a copy */
 	if (is_whole(sx) && is_whole(sy) && sw == (double) dw && sh == (double) dh)
 	{
+		st = img_check_interrupt(err, "copying a crop");
+		if (st != IMG_OK)
+			return st;
 		for (uint32_t y = 0; y < dh; y++)
 			memcpy(out + (size_t) y * out_stride,
 				   src->pixels + ((size_t) sy + y) * src->stride + (size_t) sx * C,
@@ -1039,7 +1055,8 @@ resize_into(const img_raster *src, double sx, double sy, double sw, double sh,
 		else
 			run_vfirst_c4(&job);
 	}
-	st = IMG_OK;
+	st = job.interrupted ? img_fail(err, IMG_ERR_INTERRUPTED, "interrupted while resizing to %ux%u", dw, dh)
+		: IMG_OK;
 
 done:
 	img_free(job.blk);

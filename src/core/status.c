@@ -24,6 +24,7 @@ static const char *const status_names[IMG_STATUS_COUNT] = {
 	[IMG_ERR_CORRUPT] = "corrupt",
 	[IMG_ERR_NO_MEMORY] = "out_of_memory",
 	[IMG_ERR_INTERNAL] = "internal_error",
+	[IMG_ERR_INTERRUPTED] = "interrupted",
 };
 
 const char *

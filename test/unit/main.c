@@ -1,6 +1,8 @@
 /*
- * main.c — runs every registered suite, or those named as arguments.
- * Exit status is non-zero when any check failed.
+ * main.c — runs the repository suites, or with --corpus the suites that
+ * read the shared corpus, or the suites named as arguments.  Exit status is
+ * non-zero when any check failed, when a suite made no check, or when
+ * corpus suites were asked for and the corpus is absent.
  */
 #include "test.h"
 
@@ -45,11 +47,9 @@ test_check(bool ok, const char *file, int line, const char *expr, const char *fm
 }
 
 static bool
-wanted(const char *name, int argc, char **argv)
+named(const char *name, int first, int argc, char **argv)
 {
-	if (argc < 2)
-		return true;
-	for (int i = 1; i < argc; i++)
+	for (int i = first; i < argc; i++)
 		if (strcmp(argv[i], name) == 0)
 			return true;
 	return false;
@@ -58,16 +58,30 @@ wanted(const char *name, int argc, char **argv)
 int
 main(int argc, char **argv)
 {
+	bool		corpus_mode = argc > 1 && strcmp(argv[1], "--corpus") == 0;
+	int			first_name = corpus_mode ? 2 : 1;
+	int			ran = 0;
+
 	for (test_suite *s = suites; s; s = s->next)
 	{
-		int			before = failed;
+		int			before_failed = failed;
+		int			before_checks = passed + failed;
 
-		if (!wanted(s->name, argc, argv))
+		if (argc > first_name ? !named(s->name, first_name, argc, argv) : s->needs_corpus != corpus_mode)
 			continue;
+		ran++;
 		current_suite = s->name;
-		s->run();
-		printf("suite %-24s %s\n", s->name, failed == before ? "ok" : "FAILED");
+		if (s->needs_corpus && corpus_dir() == NULL)
+			CHECK(false, "suite %s needs the shared corpus (../shared/corpus or IMGMOD_CORPUS_DIR), which is absent",
+				  s->name);
+		else
+			s->run();
+		if (passed + failed == before_checks)
+			CHECK(false, "suite %s ran no checks", s->name);
+		printf("suite %-24s %s\n", s->name, failed == before_failed ? "ok" : "FAILED");
 	}
+	current_suite = "main";
+	CHECK(ran > 0, "no suite matched the arguments");
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }

@@ -223,9 +223,9 @@ TEST_SUITE(allocator_guard)
 	img_limits_default(&lim);
 	nopt.master_quality = 90;
 	memcpy(nopt.background, white, 3);
-	specs[0] = (img_variant_spec) {{200, 0, IMG_FIT_CONTAIN, false}, 80};
-	specs[1] = (img_variant_spec) {{64, 64, IMG_FIT_COVER, false}, 80};
-	specs[2] = (img_variant_spec) {{300, 100, IMG_FIT_PAD, false}, 80};
+	specs[0] = (img_variant_spec) {{200, 0, IMG_FIT_CONTAIN, false}, 80, NULL};
+	specs[1] = (img_variant_spec) {{64, 64, IMG_FIT_COVER, false}, 80, NULL};
+	specs[2] = (img_variant_spec) {{300, 100, IMG_FIT_PAD, false}, 80, NULL};
 
 	memset(&stats, 0, sizeof(stats));
 	img_set_allocator(&guard);

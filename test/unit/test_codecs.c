@@ -173,18 +173,6 @@ fixture_status(const char *name, img_info *info, img_error *err)
 	return st;
 }
 
-static uint8_t *
-read_corpus(const char *rel, size_t *len)
-{
-	char		path[1024];
-	const char *dir = corpus_dir();
-
-	if (dir == NULL)
-		return NULL;
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	return read_file(path, len);
-}
-
 /* A 26-byte big-endian TIFF block: IFD0 with one Orientation entry. */
 static void
 exif_tiff_block(membuf *b, uint16_t orientation)
@@ -598,49 +586,6 @@ TEST_SUITE(codec_png)
 	CHECK(fixture_status("bad/bomb_20000x20000_1bit.png", &info, &err) == IMG_ERR_TOO_MANY_PIXELS,
 		  "bomb_20000x20000_1bit.png is too_many_pixels: %s", err.message);
 
-	/* the large corpus files that are not committed */
-	{
-		static const struct
-		{
-			const char *file;
-			img_status	want;
-		}			cases[] = {
-			{"bad/png_bad_idat_crc.png", IMG_ERR_CORRUPT},
-			{"bad/bomb_20000x20000_rgb8.png", IMG_ERR_TOO_MANY_PIXELS},
-			{"bad/huge_ztxt_1GiB.png", IMG_OK},
-			{"bad/huge_iccp_256MiB.png", IMG_OK},
-			{"bad/truncated_mid_idat.png", IMG_ERR_TRUNCATED},
-		};
-
-		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		{
-			uint8_t    *data = read_corpus(cases[i].file, &len);
-
-			if (data == NULL)
-				continue;
-			st = load_status(data, len, &lim, &err);
-			CHECK(st == cases[i].want, "%s: want %s, got %s (%s)", cases[i].file,
-				  img_status_name(cases[i].want), img_status_name(st), err.message);
-			free(data);
-		}
-	}
-	{
-		uint8_t    *data = read_corpus("exif/png_exif_xmp_orient6.png", &len);
-
-		if (data)
-		{
-			st = probe_decode(data, len, &lim, &info, &dec, &err);
-			CHECK(st == IMG_OK, "png_exif_xmp_orient6.png decodes: %s", err.message);
-			if (st == IMG_OK)
-			{
-				CHECK(info.orientation == 6 && dec.orientation == 6 && info.has_gps &&
-					  info.has_xmp && info.has_comment && info.has_icc && dec.icc_len == info.icc_bytes,
-					  "orientation 6, gps, xmp, text, icc");
-				img_decoded_free(&dec);
-			}
-			free(data);
-		}
-	}
 }
 
 /* ---------------------------------------------------------------- GIF */
@@ -804,6 +749,7 @@ TEST_SUITE(codec_gif)
 		img_load_options opt;
 
 		img_load_options_default(&opt);
+		CHECK(data != NULL, "bad/polyglot_gif_js.gif is readable");
 		if (data)
 		{
 			st = img_load(data, n, &lim, &opt, &r, &info, &err);
@@ -811,26 +757,6 @@ TEST_SUITE(codec_gif)
 				  "img_load of the polyglot gives a 10799x10 RGB raster: %s", err.message);
 			if (st == IMG_OK)
 				img_raster_free(&r);
-			free(data);
-		}
-	}
-	{
-		uint8_t    *data = read_corpus("bad/gif_truncated.gif", &len);
-
-		if (data)
-		{
-			st = load_status(data, len, &lim, &err);
-			CHECK(st == IMG_ERR_TRUNCATED, "gif_truncated.gif is truncated, got %s", img_status_name(st));
-			free(data);
-		}
-		data = read_corpus("formats/gif_animated.gif", &len);
-		if (data)
-		{
-			st = probe_decode(data, len, &lim, &info, &dec, &err);
-			CHECK(st == IMG_OK && info.frames == 8 && dec.raster.width == 600,
-				  "gif_animated.gif: 8 frames, first decoded: %s", err.message);
-			if (st == IMG_OK)
-				img_decoded_free(&dec);
 			free(data);
 		}
 	}
@@ -968,24 +894,6 @@ TEST_SUITE(codec_webp)
 	st = fixture_status("formats/webp_exif_xmp_icc.webp", &info, &err);
 	CHECK(st == IMG_OK && info.has_exif && info.has_gps && info.has_xmp && info.has_icc,
 		  "webp_exif_xmp_icc.webp metadata found: %s", err.message);
-	{
-		uint8_t    *data = read_corpus("formats/webp_animated.webp", &len);
-
-		if (data)
-		{
-			st = probe_decode(data, len, &lim, &info, &dec, &err);
-			CHECK(st == IMG_OK && info.frames == 8 && dec.raster.width == 600 &&
-				  dec.raster.height == 336 && dec.layout == IMG_LAYOUT_RGBA,
-				  "webp_animated.webp: 8 frames, first frame 600x336 RGBA: %s", err.message);
-			if (st == IMG_OK)
-				img_decoded_free(&dec);
-			lim.max_frames = 4;
-			st = load_status(data, len, &lim, &err);
-			CHECK(st == IMG_ERR_TOO_MANY_FRAMES, "8 frames over max_frames=4, got %s", img_status_name(st));
-			lim = default_limits();
-			free(data);
-		}
-	}
 }
 
 /* ---------------------------------------------------------- HEIF/AVIF */
@@ -1243,25 +1151,6 @@ TEST_SUITE(codec_tiff)
 		free(tiff);
 	}
 
-	{
-		static const char *const files[] = {
-			"formats/tiff_rgb8_lzw.tif", "formats/tiff_rgb16_deflate.tif", "formats/tiff_cmyk_lzw.tif"
-		};
-
-		for (size_t i = 0; i < 3; i++)
-		{
-			uint8_t    *data = read_corpus(files[i], &len);
-
-			if (data == NULL)
-				continue;
-			st = probe_decode(data, len, &lim, &info, &dec, &err);
-			CHECK(st == IMG_OK && dec.raster.width == 1200 && dec.raster.height == 672,
-				  "%s decodes 1200x672: %s", files[i], err.message);
-			if (st == IMG_OK)
-				img_decoded_free(&dec);
-			free(data);
-		}
-	}
 }
 
 /* ---------------------------------------------------------------- BMP */
@@ -1437,13 +1326,254 @@ TEST_SUITE(codec_bmp)
 		  img_status_name(st), err.message);
 	CHECK(info.width == 2147483647u && info.height == 2147483647u, "claimed dims reported: %ux%u",
 		  info.width, info.height);
+}
+
+/*
+ * Probe + decode, then img_normalise, on a heap copy of exactly n bytes, so
+ * that AddressSanitizer reports any read past the end of the data.  Returns
+ * the probe/decode verdict; *normalised receives img_normalise's.
+ */
+static img_status
+exact_length_verdicts(const uint8_t *data, size_t n, img_status *normalised,
+					  img_error *err)
+{
+	img_limits	lim = default_limits();
+	img_normalise_options opt = {.master_quality = 90, .background = {255, 255, 255}};
+	img_normalised out;
+	uint8_t    *copy = malloc(n ? n : 1);
+	img_status	st;
+
+	if (copy == NULL)
+		abort();
+	memcpy(copy, data, n);
+	st = load_status(copy, n, &lim, err);
+	*normalised = img_normalise(copy, n, &lim, &opt, &out, err);
+	CHECK(*normalised == IMG_OK || (out.master.data == NULL && out.master.len == 0),
+		  "a refused bmp of %zu bytes leaves no master", n);
+	img_normalised_free(&out);
+	free(copy);
+	return st;
+}
+
+/*
+ * A 1x1 32-bit BMP with the given info header size and compression, its
+ * masks where that header puts them: inside a 52-byte header only red,
+ * green and blue fit, so an alpha mask (BI_ALPHABITFIELDS) follows it.
+ */
+static void
+bmp_bitfields_1x1(membuf *b, uint32_t hsize, uint32_t compression)
+{
+	static const uint32_t masks[4] = {0x00ff0000, 0x0000ff00, 0x000000ff, 0xff000000};
+	size_t		nmasks = compression == 6 || hsize >= 56 ? 4 : 3;
+	size_t		in_header = (hsize - 40) / 4 < nmasks ? (hsize - 40) / 4 : nmasks;
+	uint32_t	pixel_offset = 14 + hsize + (uint32_t) (nmasks - in_header) * 4;
+
+	b->len = 0;
+	bmp_headers(b, hsize, 1, 1, 32, compression, pixel_offset, 0);
+	for (size_t i = 0; i < in_header; i++)
+		mb_le32(b, masks[i]);
+	while (b->len < 14 + hsize)
+		mb_put(b, "", 1);
+	for (size_t i = in_header; i < nmasks; i++)
+		mb_le32(b, masks[i]);
+	mb_put(b, (uint8_t[]) {30, 20, 10, 200}, 4);
+}
+
+TEST_SUITE(bmp_header_bounds)
+{
+	static const uint32_t header_sizes[] = {40, 52, 56, 108, 124};
+	static const uint32_t compressions[] = {3, 6};	/* BI_BITFIELDS, BI_ALPHABITFIELDS */
+	img_limits	lim = default_limits();
+	img_info	info;
+	img_decoded dec;
+	img_error	err;
+	img_status	st;
+	img_status	normalised;
+	membuf		b = {0};
+	size_t		len;
+	uint8_t    *data;
+
+	/* the file from the security review: V2 header, alpha mask past the end */
+	data = read_fixture("bad/bmp_v2_alphabitfields_truncated.bmp", &len);
+	CHECK(data != NULL && len == 66, "bmp_v2_alphabitfields_truncated.bmp is the 66-byte file");
+	if (data != NULL)
+	{
+		st = exact_length_verdicts(data, len, &normalised, &err);
+		CHECK(st == IMG_ERR_TRUNCATED, "V2 header + BI_ALPHABITFIELDS without its alpha mask is truncated, got %s: %s",
+			  img_status_name(st), err.message);
+		CHECK(normalised == IMG_ERR_TRUNCATED, "img_normalise refuses it as truncated, got %s",
+			  img_status_name(normalised));
+		CHECK(strstr(err.message, "colour masks") != NULL, "the message names the masks: %s", err.message);
+		free(data);
+	}
+
+	/* the generated seed BMPs (test/fixtures/generate.py) decode as made */
+	st = fixture_status("formats/bmp_24bit_5x3.bmp", &info, &err);
+	CHECK(st == IMG_OK && info.width == 5 && info.height == 3 && !info.has_alpha,
+		  "bmp_24bit_5x3.bmp: 5x3 rgb, got %s (%s)", img_status_name(st), err.message);
+	st = fixture_status("formats/bmp_v4_bitfields_alpha_4x3.bmp", &info, &err);
+	CHECK(st == IMG_OK && info.width == 4 && info.height == 3 && info.has_alpha,
+		  "bmp_v4_bitfields_alpha_4x3.bmp: 4x3 with alpha, got %s (%s)", img_status_name(st), err.message);
+
+	/*
+	 * Every header size with both bitfield compressions: the whole file
+	 * decodes to the expected pixel, and every strict prefix of it is
+	 * refused without a read past its end.
+	 */
+	for (size_t h = 0; h < sizeof(header_sizes) / sizeof(header_sizes[0]); h++)
+	{
+		for (size_t c = 0; c < sizeof(compressions) / sizeof(compressions[0]); c++)
+		{
+			uint32_t	hsize = header_sizes[h];
+			bool		alpha = compressions[c] == 6 || hsize >= 56;
+			int			accepted = 0;
+
+			bmp_bitfields_1x1(&b, hsize, compressions[c]);
+			st = probe_decode(b.data, b.len, &lim, &info, &dec, &err);
+			CHECK(st == IMG_OK, "%u-byte header, compression %u decodes: %s", hsize, compressions[c],
+				  err.message);
+			if (st == IMG_OK)
+			{
+				CHECK(px_eq(&dec, 0, 0, 10, 20, 30, alpha ? 200 : -1) && info.has_alpha == alpha,
+					  "%u-byte header, compression %u: pixel (10,20,30) alpha %s", hsize,
+					  compressions[c], alpha ? "200" : "none");
+				img_decoded_free(&dec);
+			}
+			for (size_t n = 0; n < b.len; n++)
+			{
+				st = exact_length_verdicts(b.data, n, &normalised, &err);
+				if (st == IMG_OK || normalised == IMG_OK)
+					accepted++;
+			}
+			CHECK(accepted == 0, "%u-byte header, compression %u: %d strict prefixes accepted",
+				  hsize, compressions[c], accepted);
+		}
+	}
+	free(b.data);
+}
+
+/* ------------------------------------- codec checks on shared corpus files */
+
+/*
+ * The format checks whose files are too large to commit (bombs, 1200x672
+ * samples, animations): run by make -C test/unit corpus, which fails when
+ * the corpus is absent.  read_corpus_file fails the check for a missing file.
+ */
+CORPUS_SUITE(codec_corpus_files)
+{
+	img_limits	lim = default_limits();
+	img_info	info;
+	img_decoded dec;
+	img_error	err;
+	img_status	st;
+	size_t		len;
+
+	/* the large corpus files that are not committed */
+	{
+		static const struct
+		{
+			const char *file;
+			img_status	want;
+		}			cases[] = {
+			{"bad/png_bad_idat_crc.png", IMG_ERR_CORRUPT},
+			{"bad/bomb_20000x20000_rgb8.png", IMG_ERR_TOO_MANY_PIXELS},
+			{"bad/huge_ztxt_1GiB.png", IMG_OK},
+			{"bad/huge_iccp_256MiB.png", IMG_OK},
+			{"bad/truncated_mid_idat.png", IMG_ERR_TRUNCATED},
+		};
+
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		{
+			uint8_t    *data = read_corpus_file(cases[i].file, &len);
+
+			if (data == NULL)
+				continue;
+			st = load_status(data, len, &lim, &err);
+			CHECK(st == cases[i].want, "%s: want %s, got %s (%s)", cases[i].file,
+				  img_status_name(cases[i].want), img_status_name(st), err.message);
+			free(data);
+		}
+	}
+	{
+		uint8_t    *data = read_corpus_file("exif/png_exif_xmp_orient6.png", &len);
+
+		if (data)
+		{
+			st = probe_decode(data, len, &lim, &info, &dec, &err);
+			CHECK(st == IMG_OK, "png_exif_xmp_orient6.png decodes: %s", err.message);
+			if (st == IMG_OK)
+			{
+				CHECK(info.orientation == 6 && dec.orientation == 6 && info.has_gps &&
+					  info.has_xmp && info.has_comment && info.has_icc && dec.icc_len == info.icc_bytes,
+					  "orientation 6, gps, xmp, text, icc");
+				img_decoded_free(&dec);
+			}
+			free(data);
+		}
+	}
+	{
+		uint8_t    *data = read_corpus_file("bad/gif_truncated.gif", &len);
+
+		if (data)
+		{
+			st = load_status(data, len, &lim, &err);
+			CHECK(st == IMG_ERR_TRUNCATED, "gif_truncated.gif is truncated, got %s", img_status_name(st));
+			free(data);
+		}
+		data = read_corpus_file("formats/gif_animated.gif", &len);
+		if (data)
+		{
+			st = probe_decode(data, len, &lim, &info, &dec, &err);
+			CHECK(st == IMG_OK && info.frames == 8 && dec.raster.width == 600,
+				  "gif_animated.gif: 8 frames, first decoded: %s", err.message);
+			if (st == IMG_OK)
+				img_decoded_free(&dec);
+			free(data);
+		}
+	}
+	{
+		uint8_t    *data = read_corpus_file("formats/webp_animated.webp", &len);
+
+		if (data)
+		{
+			st = probe_decode(data, len, &lim, &info, &dec, &err);
+			CHECK(st == IMG_OK && info.frames == 8 && dec.raster.width == 600 &&
+				  dec.raster.height == 336 && dec.layout == IMG_LAYOUT_RGBA,
+				  "webp_animated.webp: 8 frames, first frame 600x336 RGBA: %s", err.message);
+			if (st == IMG_OK)
+				img_decoded_free(&dec);
+			lim.max_frames = 4;
+			st = load_status(data, len, &lim, &err);
+			CHECK(st == IMG_ERR_TOO_MANY_FRAMES, "8 frames over max_frames=4, got %s", img_status_name(st));
+			lim = default_limits();
+			free(data);
+		}
+	}
+	{
+		static const char *const files[] = {
+			"formats/tiff_rgb8_lzw.tif", "formats/tiff_rgb16_deflate.tif", "formats/tiff_cmyk_lzw.tif"
+		};
+
+		for (size_t i = 0; i < 3; i++)
+		{
+			uint8_t    *data = read_corpus_file(files[i], &len);
+
+			if (data == NULL)
+				continue;
+			st = probe_decode(data, len, &lim, &info, &dec, &err);
+			CHECK(st == IMG_OK && dec.raster.width == 1200 && dec.raster.height == 672,
+				  "%s decodes 1200x672: %s", files[i], err.message);
+			if (st == IMG_OK)
+				img_decoded_free(&dec);
+			free(data);
+		}
+	}
 	{
 		static const char *const files[] = {"formats/bmp_rgb24.bmp", "formats/bmp_rgba32.bmp"};
 
 		for (size_t i = 0; i < 2; i++)
 		{
-			size_t		len;
-			uint8_t    *data = read_corpus(files[i], &len);
+			uint8_t    *data = read_corpus_file(files[i], &len);
 
 			if (data == NULL)
 				continue;
@@ -1459,7 +1589,7 @@ TEST_SUITE(codec_bmp)
 
 /* ----------------------------------------------------- PngSuite (corpus) */
 
-TEST_SUITE(codec_pngsuite)
+CORPUS_SUITE(codec_pngsuite)
 {
 	img_limits	lim = default_limits();
 	char		dir[1024];
@@ -1467,8 +1597,6 @@ TEST_SUITE(codec_pngsuite)
 	struct dirent *e;
 	int			seen = 0;
 
-	if (corpus_dir() == NULL)
-		return;
 	snprintf(dir, sizeof(dir), "%s/peer/pngsuite/png", corpus_dir());
 	d = opendir(dir);
 	if (d == NULL)
@@ -1476,6 +1604,7 @@ TEST_SUITE(codec_pngsuite)
 		snprintf(dir, sizeof(dir), "%s/peer/pngsuite", corpus_dir());
 		d = opendir(dir);
 	}
+	CHECK(d != NULL, "%s can be listed", dir);
 	if (d == NULL)
 		return;
 	while ((e = readdir(d)) != NULL)
@@ -1493,6 +1622,7 @@ TEST_SUITE(codec_pngsuite)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
 		data = read_file(path, &len);
+		CHECK(data != NULL, "%s is readable", path);
 		if (data == NULL)
 			continue;
 		seen++;

@@ -79,7 +79,7 @@ render(const img_buffer *src, const expect *ex, size_t n, const uint8_t bg[3],
 	   img_variant_result *results, img_error *err)
 {
 	img_limits	lim;
-	img_variant_spec specs[16];
+	img_variant_spec specs[16] = {0};
 
 	img_limits_default(&lim);
 	for (size_t i = 0; i < n; i++)
@@ -380,7 +380,7 @@ TEST_SUITE(render_oriented_source)
 	memcpy(spliced + 2 + sizeof(app1), j.data + 2, j.len - 2);
 	{
 		img_limits	lim;
-		img_variant_spec specs[2];
+		img_variant_spec specs[2] = {0};
 		img_status	st;
 
 		img_limits_default(&lim);
@@ -436,7 +436,7 @@ TEST_SUITE(render_invalid_source)
 	CHECK(st == IMG_OK, "zero specs is a no-op, got %s", img_status_name(st));
 	{
 		img_limits	lim;
-		img_variant_spec specs[3];
+		img_variant_spec specs[3] = {0};
 
 		img_limits_default(&lim);
 		for (int i = 0; i < 3; i++)
@@ -482,4 +482,98 @@ TEST_SUITE(render_invalid_source)
 			img_buffer_free(&good);
 		}
 	}
+}
+
+/* ------------------------------------------ output size planned before use */
+
+static size_t largest_request;
+
+static void *
+recording_alloc(size_t size, void *ctx)
+{
+	(void) ctx;
+	if (size > largest_request)
+		largest_request = size;
+	return malloc(size);
+}
+
+static void *
+recording_realloc(void *ptr, size_t size, void *ctx)
+{
+	(void) ctx;
+	if (size > largest_request)
+		largest_request = size;
+	return realloc(ptr, size);
+}
+
+static void
+recording_free(void *ptr, void *ctx)
+{
+	(void) ctx;
+	free(ptr);
+}
+
+/*
+ * An upscaling preset with a free side on a 2x20000 source asks for a
+ * 10000x100000000 canvas.  The renderer must refuse it from the plan,
+ * naming the preset and the size, before allocating anything of that size
+ * (the allocator hook records the largest request), and leave no result.
+ */
+TEST_SUITE(render_output_bounds)
+{
+	static const uint8_t white[3] = {255, 255, 255};
+	const img_allocator recording = {recording_alloc, recording_realloc, recording_free, NULL};
+	img_variant_result res[2];
+	img_variant_spec specs[2] = {0};
+	img_limits	lim;
+	img_error	err = {0};
+	img_buffer	thin;
+	img_status	st;
+
+	img_limits_default(&lim);
+	CHECK(ramp_jpeg(2, 20000, &thin), "a 2x20000 JPEG can be made");
+	if (thin.data == NULL)
+		return;
+	specs[0] = (img_variant_spec) {{256, 256, IMG_FIT_COVER, false}, 80, "thumb"};
+	specs[1] = (img_variant_spec) {{10000, 0, IMG_FIT_CONTAIN, true}, 80, "wide"};
+
+	largest_request = 0;
+	img_set_allocator(&recording);
+	st = img_render_variants(thin.data, thin.len, &lim, specs, 2, white, res, &err);
+	img_set_allocator(NULL);
+	CHECK(st == IMG_ERR_BAD_DIMENSIONS, "10000 wide, free height, upscaled: bad_dimensions, got %s (%s)",
+		  img_status_name(st), err.message);
+	CHECK(strstr(err.message, "preset \"wide\"") != NULL && strstr(err.message, "10000x100000000") != NULL &&
+		  strstr(err.message, "imgmod.max_side") != NULL,
+		  "the message names the preset, the size and the limit: %s", err.message);
+	CHECK(largest_request < 1024 * 1024, "nothing sized by the refused canvas was allocated (largest request %zu bytes)",
+		  largest_request);
+	CHECK(res[1].status == IMG_ERR_BAD_DIMENSIONS, "the refused preset's result carries the status");
+	for (int i = 0; i < 2; i++)
+		CHECK(res[i].jpeg.data == NULL && res[i].jpeg.len == 0, "refused plan: result %d empty", i);
+
+	/* a cover box within max_side whose area is over max_pixels */
+	specs[1] = (img_variant_spec) {{20000, 20000, IMG_FIT_COVER, true}, 80, NULL};
+	largest_request = 0;
+	img_set_allocator(&recording);
+	st = img_render_variants(thin.data, thin.len, &lim, specs, 2, white, res, &err);
+	img_set_allocator(NULL);
+	CHECK(st == IMG_ERR_TOO_MANY_PIXELS, "20000x20000 cover: too_many_pixels, got %s (%s)",
+		  img_status_name(st), err.message);
+	CHECK(strstr(err.message, "variant 2 would render 20000x20000 = 400.0 megapixels") != NULL &&
+		  strstr(err.message, "imgmod.max_megapixels") != NULL,
+		  "an unnamed variant is named by its position: %s", err.message);
+	CHECK(largest_request < 1024 * 1024, "nothing sized by the refused canvas was allocated (largest request %zu bytes)",
+		  largest_request);
+
+	/* an upscale within the limits still renders */
+	specs[1] = (img_variant_spec) {{4, 0, IMG_FIT_CONTAIN, true}, 80, "double"};
+	lim.max_side = 40000;
+	st = img_render_variants(thin.data, thin.len, &lim, specs, 2, white, res, &err);
+	CHECK(st == IMG_OK && res[1].width == 4 && res[1].height == 40000,
+		  "4 wide, upscaled, max_side 40000: 4x40000, got %s %ux%u (%s)", img_status_name(st),
+		  res[1].width, res[1].height, err.message);
+	if (st == IMG_OK)
+		img_variant_results_free(res, 2);
+	img_buffer_free(&thin);
 }

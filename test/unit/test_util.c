@@ -68,3 +68,19 @@ read_fixture(const char *name, size_t *len)
 	snprintf(path, sizeof(path), "%s/%s", fixture_dir(), name);
 	return read_file(path, len);
 }
+
+uint8_t *
+read_corpus_file(const char *rel, size_t *len)
+{
+	char		path[1024];
+	const char *dir = corpus_dir();
+	uint8_t    *data = NULL;
+
+	if (dir != NULL)
+	{
+		snprintf(path, sizeof(path), "%s/%s", dir, rel);
+		data = read_file(path, len);
+	}
+	CHECK(data != NULL, "corpus file %s is readable", rel);
+	return data;
+}

@@ -165,25 +165,33 @@ bmp_parse(const uint8_t *data, size_t len, const img_limits *limits,
 		case BI_BITFIELDS:
 		case BI_ALPHABITFIELDS:
 			{
-				int			nmasks = hdr->compression == BI_ALPHABITFIELDS ? 4 : 3;
+				/*
+				 * The masks start right after the 40-byte part of the info
+				 * header: a 52-byte (V2) header holds red, green and blue, a
+				 * 56-byte (V3) or longer one all four.  Masks the header has
+				 * no room for follow it and must be inside the data.
+				 */
+				size_t		nmasks = hdr->compression == BI_ALPHABITFIELDS ? 4 : 3;
+				size_t		in_header = (hsize - 40) / 4;
 				size_t		moff = FILE_HEADER_LEN + 40;
 
 				if (hdr->bpp != 32)
 					return img_fail(err, IMG_ERR_UNSUPPORTED_FORMAT,
 									"bmp bitfields with %u bits per pixel are not supported (only 32); convert it to PNG",
 									hdr->bpp);
-				if (hsize == 40)
+				if (in_header >= 4)
+					nmasks = 4;
+				else if (nmasks > in_header)
 				{
-					/* the masks follow a plain info header */
-					if (len - after_header < (size_t) nmasks * 4)
+					size_t		following = nmasks - in_header;
+
+					if (len - after_header < following * 4)
 						return img_fail(err, IMG_ERR_TRUNCATED,
 										"bmp is truncated: the colour masks are incomplete");
-					after_header += (size_t) nmasks * 4;
+					after_header += following * 4;
 				}
-				else if (hsize >= 56)
-					nmasks = 4;
-				for (int i = 0; i < nmasks; i++)
-					hdr->mask[i] = img_le32(data + moff + 4 * (size_t) i);
+				for (size_t i = 0; i < nmasks; i++)
+					hdr->mask[i] = img_le32(data + moff + 4 * i);
 				for (int i = 0; i < 4; i++)
 					if (!mask_valid(hdr->mask[i]))
 						return img_fail(err, IMG_ERR_CORRUPT, "bmp colour mask 0x%08x is not contiguous",
@@ -320,6 +328,13 @@ bmp_decode(const uint8_t *data, size_t len, const img_limits *limits,
 		uint32_t	file_row = hdr.top_down ? y : hdr.height - 1 - y;
 		const uint8_t *src = data + hdr.pixel_offset + (size_t) file_row * hdr.row_bytes;
 		uint8_t    *dst = out->raster.pixels + (size_t) y * out->raster.stride;
+
+		st = img_check_interrupt(err, "decoding bmp rows");
+		if (st != IMG_OK)
+		{
+			img_decoded_free(out);
+			return st;
+		}
 
 		for (uint32_t x = 0; x < hdr.width; x++, dst += channels)
 		{

@@ -301,6 +301,12 @@ gif_decode_frame(GifFileType *gif, int transparent, const img_limits *limits,
 		{
 			uint8_t    *dst;
 
+			st = img_check_interrupt(err, "decoding gif rows");
+			if (st != IMG_OK)
+			{
+				img_free(line);
+				return st;
+			}
 			if (DGifGetLine(gif, line, (int) fw) == GIF_ERROR)
 			{
 				img_free(line);

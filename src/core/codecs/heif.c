@@ -287,6 +287,13 @@ heif_decode(const uint8_t *data, size_t len, const img_limits *limits,
 		goto done;
 	alpha = heif_image_handle_has_alpha_channel(handle) != 0;
 
+	/*
+	 * libheif 1.15 decodes the whole image in one call and offers no way to
+	 * cancel it: the interrupt hook is asked before and after.
+	 */
+	st = img_check_interrupt(err, "decoding heif");
+	if (st != IMG_OK)
+		goto done;
 	options = heif_decoding_options_alloc();
 	if (options == NULL)
 	{
@@ -307,6 +314,9 @@ heif_decode(const uint8_t *data, size_t len, const img_limits *limits,
 		st = heif_status(err, he, "decoding the image");
 		goto done;
 	}
+	st = img_check_interrupt(err, "decoding heif");
+	if (st != IMG_OK)
+		goto done;
 	if (heif_image_get_decoding_warnings(image, 0, &he, 1) > 0)
 	{
 		st = img_fail(err, IMG_ERR_CORRUPT, "heif decoder warned: %s",

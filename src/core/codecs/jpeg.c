@@ -312,6 +312,100 @@ silent_output(j_common_ptr cinfo)
 }
 
 /*
+ * A memory source that hands libjpeg the data in slices and asks the
+ * interrupt hook before each one.  When the hook says stop it suspends
+ * (returns FALSE): jpeg_read_header, jpeg_start_decompress (which reads
+ * every scan of a progressive file before the first row comes out) and
+ * jpeg_read_scanlines then return without a result and the decoder is
+ * destroyed on the normal path, with no longjmp through libjpeg.  At the
+ * end of the data it warns JWRN_JPEG_EOF and supplies an EOI, as
+ * jpeg_mem_src does, which the strict error manager reports as truncation.
+ */
+#define JPEG_SOURCE_SLICE (16 * 1024)
+
+typedef struct sliced_source
+{
+	struct jpeg_source_mgr pub;
+	const uint8_t *data;
+	size_t		len;
+	size_t		pos;			/* end of the slice libjpeg holds */
+	bool		interrupted;
+} sliced_source;
+
+static void
+sliced_init(j_decompress_ptr cinfo)
+{
+	(void) cinfo;
+}
+
+static boolean
+sliced_fill(j_decompress_ptr cinfo)
+{
+	static const JOCTET fake_eoi[2] = {0xFF, JPEG_EOI};
+	sliced_source *src = (sliced_source *) cinfo->src;
+	size_t		n;
+
+	if (img_interrupt_requested())
+	{
+		src->interrupted = true;
+		return FALSE;
+	}
+	if (src->pos >= src->len)
+	{
+		WARNMS(cinfo, JWRN_JPEG_EOF);
+		src->pub.next_input_byte = fake_eoi;
+		src->pub.bytes_in_buffer = 2;
+		return TRUE;
+	}
+	n = src->len - src->pos < JPEG_SOURCE_SLICE ? src->len - src->pos : JPEG_SOURCE_SLICE;
+	src->pub.next_input_byte = src->data + src->pos;
+	src->pub.bytes_in_buffer = n;
+	src->pos += n;
+	return TRUE;
+}
+
+/* The slices are contiguous, so skipping past one only moves pos. */
+static void
+sliced_skip(j_decompress_ptr cinfo, long num_bytes)
+{
+	sliced_source *src = (sliced_source *) cinfo->src;
+	size_t		skip;
+
+	if (num_bytes <= 0)
+		return;
+	skip = (size_t) num_bytes;
+	if (skip <= src->pub.bytes_in_buffer)
+	{
+		src->pub.next_input_byte += skip;
+		src->pub.bytes_in_buffer -= skip;
+		return;
+	}
+	skip -= src->pub.bytes_in_buffer;
+	src->pub.bytes_in_buffer = 0;
+	src->pos += skip < src->len - src->pos ? skip : src->len - src->pos;
+}
+
+static void
+sliced_term(j_decompress_ptr cinfo)
+{
+	(void) cinfo;
+}
+
+static void
+sliced_source_init(j_decompress_ptr cinfo, sliced_source *src, const uint8_t *data, size_t len)
+{
+	memset(src, 0, sizeof(*src));
+	src->data = data;
+	src->len = len;
+	src->pub.init_source = sliced_init;
+	src->pub.fill_input_buffer = sliced_fill;
+	src->pub.skip_input_data = sliced_skip;
+	src->pub.resync_to_restart = jpeg_resync_to_restart;
+	src->pub.term_source = sliced_term;
+	cinfo->src = &src->pub;
+}
+
+/*
  * Smallest DCT scale M/8 (libjpeg-turbo decodes at any M from 1 to 8) that
  * keeps both sides at or above the minimum.
  */
@@ -359,14 +453,13 @@ jpeg_decode(const uint8_t *data, size_t len, const img_limits *limits,
 {
 	struct jpeg_decompress_struct cinfo;
 	strict_error_mgr jerr;
+	sliced_source source;
 	volatile img_status st = IMG_OK;
 	bool		cmyk;
 
 	memset(out, 0, sizeof(*out));
 	memset(&jerr, 0, sizeof(jerr));
 	out->orientation = info->orientation;
-	if (len > ULONG_MAX)
-		return img_fail(err, IMG_ERR_TOO_MANY_BYTES, "jpeg too large");
 
 	cinfo.err = jpeg_std_error(&jerr.pub);
 	jerr.pub.error_exit = strict_error_exit;
@@ -386,10 +479,11 @@ jpeg_decode(const uint8_t *data, size_t len, const img_limits *limits,
 	jpeg_create_decompress(&cinfo);
 	/* Bound libjpeg's own allocations (coefficient buffers of progressive files). */
 	cinfo.mem->max_memory_to_use = 2048L * 1024 * 1024;
-	jpeg_mem_src(&cinfo, data, (unsigned long) len);
+	sliced_source_init(&cinfo, &source, data, len);
 	if (info->has_icc)
 		jpeg_save_markers(&cinfo, JPEG_APP0 + 2, 0xFFFF);
-	jpeg_read_header(&cinfo, TRUE);
+	if (jpeg_read_header(&cinfo, TRUE) == JPEG_SUSPENDED)
+		goto interrupted;
 
 	if (cinfo.image_width != info->width || cinfo.image_height != info->height)
 		longjmp(jerr.jump, 1);
@@ -409,7 +503,8 @@ jpeg_decode(const uint8_t *data, size_t len, const img_limits *limits,
 	if (info->has_icc)
 		copy_icc_profile(&cinfo, limits, out);
 
-	jpeg_start_decompress(&cinfo);
+	if (!jpeg_start_decompress(&cinfo))
+		goto interrupted;
 	if (img_raster_init(&out->raster, cinfo.output_width, cinfo.output_height,
 						(uint32_t) cinfo.output_components, err) != IMG_OK)
 	{
@@ -425,11 +520,16 @@ jpeg_decode(const uint8_t *data, size_t len, const img_limits *limits,
 		JSAMPROW	rows[8];
 		int			n = 0;
 
+		/* a progressive file's rows come from memory: ask here too */
+		if (img_interrupt_requested())
+			goto interrupted;
 		for (; n < 8 && cinfo.output_scanline + n < cinfo.output_height; n++)
 			rows[n] = out->raster.pixels + (size_t) (cinfo.output_scanline + n) * out->raster.stride;
-		jpeg_read_scanlines(&cinfo, rows, (JDIMENSION) n);
+		if (jpeg_read_scanlines(&cinfo, rows, (JDIMENSION) n) == 0 && source.interrupted)
+			goto interrupted;
 	}
-	jpeg_finish_decompress(&cinfo);
+	if (!jpeg_finish_decompress(&cinfo))
+		goto interrupted;
 
 	/*
 	 * CMYK JPEGs are written inverted (Adobe's convention, followed by every
@@ -448,6 +548,11 @@ jpeg_decode(const uint8_t *data, size_t len, const img_limits *limits,
 	}
 	jpeg_destroy_decompress(&cinfo);
 	return st;
+
+interrupted:
+	jpeg_destroy_decompress(&cinfo);
+	img_decoded_free(out);
+	return img_fail(err, IMG_ERR_INTERRUPTED, "interrupted while decoding jpeg");
 }
 
 const img_codec img_codec_jpeg = {

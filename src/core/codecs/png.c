@@ -419,6 +419,7 @@ png_decode(const uint8_t *data, size_t len, const img_limits *limits,
 	uint32_t	width,
 				height,
 				channels;
+	int			passes;
 	uint32_t	side = limits ? limits->max_side : 20000;
 	size_t		max_meta = limits ? limits->max_metadata_bytes : 8u * 1024 * 1024;
 
@@ -492,7 +493,7 @@ png_decode(const uint8_t *data, size_t len, const img_limits *limits,
 	png_set_expand(png);		/* palette → RGB, gray < 8 → 8, tRNS → alpha */
 	png_set_scale_16(png);
 	png_set_gray_to_rgb(png);
-	(void) png_set_interlace_handling(png);
+	passes = png_set_interlace_handling(png);
 	png_read_update_info(png, pinfo);
 
 	channels = png_get_channels(png, pinfo);
@@ -522,7 +523,20 @@ png_decode(const uint8_t *data, size_t len, const img_limits *limits,
 		rows = r;
 	}
 
-	png_read_image(png, rows);
+	/* png_read_image's loop, row by row so that the caller can interrupt */
+	for (int pass = 0; pass < passes; pass++)
+	{
+		for (uint32_t y = 0; y < height; y++)
+		{
+			if (img_check_interrupt(err, "decoding png rows") != IMG_OK)
+			{
+				reader.status = IMG_ERR_INTERRUPTED;
+				snprintf(reader.message, sizeof(reader.message), "%s", err ? err->message : "interrupted");
+				png_longjmp(png, 1);
+			}
+			png_read_row(png, rows[y], NULL);
+		}
+	}
 	png_read_end(png, NULL);
 
 	png_destroy_read_struct(&png, &pinfo, NULL);

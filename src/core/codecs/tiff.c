@@ -39,6 +39,7 @@ typedef struct tiff_source
 	size_t		pos;
 	bool		ran_out;		/* a read came up short */
 	bool		decoding;		/* warnings are fatal now */
+	bool		interrupted;	/* a read refused: the interrupt hook said stop */
 	bool		failed;
 	char		message[IMG_ERROR_MESSAGE_MAX - 32];
 } tiff_source;
@@ -50,6 +51,17 @@ src_read(thandle_t h, void *buf, tmsize_t n)
 	size_t		want = n < 0 ? 0 : (size_t) n;
 	size_t		avail = s->len - s->pos;
 
+	/*
+	 * libtiff reads each strip or tile through here while it decodes, so
+	 * this is where the caller's interrupt hook is asked: a read that
+	 * yields nothing makes TIFFReadRGBAImageOriented give up and return.
+	 * (Not -1: libtiff 4.5 sizes a memset with the count it gets back.)
+	 */
+	if (s->decoding && img_interrupt_requested())
+	{
+		s->interrupted = true;
+		return 0;
+	}
 	if (want > avail)
 	{
 		s->ran_out = true;
@@ -456,7 +468,8 @@ tiff_decode(const uint8_t *data, size_t len, const img_limits *limits,
 	if (!TIFFReadRGBAImageOriented(tif, w, h, (uint32_t *) out->raster.pixels,
 								   no_flip_orientation(orientation), 1) || src.failed)
 	{
-		st = source_failure(&src, err, "decoding pixels");
+		st = src.interrupted ? img_fail(err, IMG_ERR_INTERRUPTED, "interrupted while decoding tiff strips")
+			: source_failure(&src, err, "decoding pixels");
 		goto done;
 	}
 

@@ -246,8 +246,13 @@ decode_animation(const uint8_t *data, size_t rlen, const img_limits *limits,
 		return img_fail(err, IMG_ERR_CORRUPT, "webp animation header is invalid");
 	}
 	st = check_dimensions(ai.canvas_width, ai.canvas_height, limits, err);
+	/* libwebp decodes the first frame in one call: ask before and after */
+	if (st == IMG_OK)
+		st = img_check_interrupt(err, "decoding webp animation");
 	if (st == IMG_OK && !WebPAnimDecoderGetNext(dec, &canvas, &timestamp))
 		st = img_fail(err, IMG_ERR_CORRUPT, "webp animation's first frame does not decode");
+	if (st == IMG_OK)
+		st = img_check_interrupt(err, "decoding webp animation");
 	if (st == IMG_OK)
 		st = img_raster_init(&out->raster, ai.canvas_width, ai.canvas_height, 4, err);
 	if (st == IMG_OK)
@@ -260,11 +265,15 @@ decode_animation(const uint8_t *data, size_t rlen, const img_limits *limits,
 	return st;
 }
 
+/* How much more of the data each incremental decoding step is given. */
+#define WEBP_DECODE_SLICE (16 * 1024)
+
 static img_status
 decode_still(const uint8_t *data, size_t rlen, bool alpha, img_decoded *out,
 			 img_error *err)
 {
 	WebPDecoderConfig config;
+	WebPIDecoder *idec;
 	VP8StatusCode code;
 	img_status	st;
 
@@ -283,8 +292,30 @@ decode_still(const uint8_t *data, size_t rlen, bool alpha, img_decoded *out,
 	config.output.u.RGBA.rgba = out->raster.pixels;
 	config.output.u.RGBA.stride = (int) out->raster.stride;
 	config.output.u.RGBA.size = out->raster.stride * out->raster.height;
-	code = WebPDecode(data, rlen, &config);
+
+	/*
+	 * Incrementally, a slice more of the data at a time, so that the
+	 * caller's interrupt hook is asked between slices (WebPDecode would
+	 * decode the whole picture in one call).
+	 */
+	idec = WebPIDecode(NULL, 0, &config);
+	if (idec == NULL)
+		return img_fail(err, IMG_ERR_NO_MEMORY, "out of memory creating the webp decoder");
+	code = VP8_STATUS_SUSPENDED;
+	for (size_t fed = 0; fed < rlen && code == VP8_STATUS_SUSPENDED;)
+	{
+		st = img_check_interrupt(err, "decoding webp");
+		if (st != IMG_OK)
+			break;
+		fed += rlen - fed < WEBP_DECODE_SLICE ? rlen - fed : WEBP_DECODE_SLICE;
+		code = WebPIUpdate(idec, data, fed);
+	}
+	WebPIDelete(idec);
 	WebPFreeDecBuffer(&config.output);
+	if (st != IMG_OK)
+		return st;
+	if (code == VP8_STATUS_SUSPENDED)
+		code = VP8_STATUS_NOT_ENOUGH_DATA;	/* all of it given, still more wanted */
 	if (code != VP8_STATUS_OK)
 		return status_error(err, code, "decoding");
 	return IMG_OK;
