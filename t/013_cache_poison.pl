@@ -79,9 +79,12 @@ like(slurp_file($node->logfile), qr/discarded \d+ bytes read from Redis key "img
 	'the log names the key (never the bytes)');
 
 # The hi-res store is checked too: an object swapped under the original's
-# key is refused, not handed out.
+# key is refused, not handed out, even with the recorded size (one byte of
+# the real master changed in the middle).
 my $hires_key = $node->safe_psql('postgres', "SELECT hires_key FROM imgmod.image_versions WHERE image_id = $id");
-write_binary($node->data_dir . "/imgmod/hires-store/$hires_key", $foreign);
+my $swapped = pack('H*', $original);
+substr($swapped, length($swapped) / 2, 1) = chr(ord(substr($swapped, length($swapped) / 2, 1)) ^ 0x55);
+write_binary($node->data_dir . "/imgmod/hires-store/$hires_key", $swapped);
 my ($rc, $out, $err) = $node->psql('postgres', "SELECT length(imgmod.fetch($id, 'original'))");
 isnt($rc, 0, 'fetch of a swapped original fails');
 like($err, qr/the full-resolution master of image $id in the hi-res store is not the one imgmod stored/,
