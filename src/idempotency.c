@@ -89,7 +89,9 @@ imgmod_idempotency_claim(imgmod_idempotency *idem, const char *request_sha256)
 							  "       to_char(k.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC', "
 							  "       k.operation "
 							  "FROM imgmod.idempotency_keys k WHERE k.role_name = $1 AND k.key = $2",
-							  5, types, values, nulls, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+							  /* not read-only: a fresh snapshot sees the row of the
+							   * transaction the insert waited for */
+							  5, types, values, nulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "imgmod: the idempotency key vanished while it was read");
 	row = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
