@@ -29,7 +29,7 @@ PG_CPPFLAGS = -Isrc -I$(IMGCORE_DIR) $(IMGCORE_CFLAGS) $(shell pkg-config --cfla
 PG_CFLAGS = -Wall -Wextra -Werror
 SHLIB_LINK = $(IMGCORE_LIBS) $(shell pkg-config --libs libcurl hiredis rdkafka) -lpthread
 
-REGRESS = upload inspect rejections presets render versions settings claims privileges idempotency
+REGRESS = upload inspect rejections presets render versions settings claims privileges idempotency cdn
 REGRESS_OPTS = --use-existing
 override CONTRIB_TESTDB = imgmod_regress
 

@@ -623,6 +623,148 @@ CREATE VIEW imgmod.rejection_stats AS
 SELECT * FROM imgmod.rejection_counters();
 COMMENT ON VIEW imgmod.rejection_stats IS 'Rejections by reason since server start, counted in shared memory (visible even when audit rows could not be queued).';
 
+-- ---------------------------------------------------------------------- CDN
+
+CREATE TABLE imgmod.cdn_nodes (
+    node                text NOT NULL CHECK (node ~ '^[A-Za-z0-9._:-]{1,128}$'),
+    tier                text NOT NULL CHECK (tier IN ('origin-memory', 'edge')),
+    capacity_bytes      bigint NOT NULL CHECK (capacity_bytes >= 0),
+    used_bytes          bigint NOT NULL CHECK (used_bytes >= 0),
+    items               bigint NOT NULL CHECK (items >= 0),
+    hits                bigint NOT NULL CHECK (hits >= 0),
+    misses              bigint NOT NULL CHECK (misses >= 0),
+    evictions           bigint NOT NULL CHECK (evictions >= 0),
+    previous_evictions  bigint,
+    report_interval     interval NOT NULL CHECK (report_interval > interval '0'),
+    first_reported_at   timestamptz NOT NULL DEFAULT now(),
+    reported_at         timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (node, tier)
+);
+COMMENT ON TABLE imgmod.cdn_nodes IS 'The caches of the CDN as they last reported themselves through imgmod.cdn_report(): one row per node and tier. Read it through imgmod.cdn_capacity.';
+COMMENT ON COLUMN imgmod.cdn_nodes.node IS 'Name the node reports under (host name, or host:port).';
+COMMENT ON COLUMN imgmod.cdn_nodes.tier IS 'origin-memory: imgmod-origin''s in-memory cache; edge: a Varnish edge in front of it.';
+COMMENT ON COLUMN imgmod.cdn_nodes.capacity_bytes IS 'Bytes the cache may hold.';
+COMMENT ON COLUMN imgmod.cdn_nodes.used_bytes IS 'Bytes it holds now.';
+COMMENT ON COLUMN imgmod.cdn_nodes.items IS 'Objects it holds now.';
+COMMENT ON COLUMN imgmod.cdn_nodes.hits IS 'Requests answered from this cache since the node started.';
+COMMENT ON COLUMN imgmod.cdn_nodes.misses IS 'Requests this cache could not answer since the node started.';
+COMMENT ON COLUMN imgmod.cdn_nodes.evictions IS 'Objects dropped to make room since the node started.';
+COMMENT ON COLUMN imgmod.cdn_nodes.previous_evictions IS 'evictions at the report before this one: more now means the cache is full and evicting.';
+COMMENT ON COLUMN imgmod.cdn_nodes.report_interval IS 'How often the node reports; three intervals without a report make it stale.';
+COMMENT ON COLUMN imgmod.cdn_nodes.first_reported_at IS 'When the node first reported.';
+COMMENT ON COLUMN imgmod.cdn_nodes.reported_at IS 'When it last reported.';
+
+CREATE FUNCTION imgmod.cdn_report(node text, tier text, capacity_bytes bigint, used_bytes bigint,
+                                  items bigint, hits bigint, misses bigint, evictions bigint,
+                                  report_interval interval DEFAULT '5 s')
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS
+$$
+BEGIN
+    IF least(capacity_bytes, used_bytes, items, hits, misses, evictions) < 0 THEN
+        RAISE EXCEPTION 'imgmod.cdn_report: counters are never negative'
+              USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO imgmod.cdn_nodes AS n (node, tier, capacity_bytes, used_bytes, items, hits, misses,
+                                       evictions, report_interval)
+    VALUES (cdn_report.node, cdn_report.tier, cdn_report.capacity_bytes, cdn_report.used_bytes,
+            cdn_report.items, cdn_report.hits, cdn_report.misses, cdn_report.evictions,
+            cdn_report.report_interval)
+    ON CONFLICT ON CONSTRAINT cdn_nodes_pkey DO UPDATE
+       SET capacity_bytes = EXCLUDED.capacity_bytes, used_bytes = EXCLUDED.used_bytes,
+           items = EXCLUDED.items, hits = EXCLUDED.hits, misses = EXCLUDED.misses,
+           -- a restarted node counts from zero again: that is no eviction
+           previous_evictions = CASE WHEN EXCLUDED.evictions >= n.evictions THEN n.evictions ELSE 0 END,
+           evictions = EXCLUDED.evictions, report_interval = EXCLUDED.report_interval,
+           reported_at = now();
+END
+$$;
+COMMENT ON FUNCTION imgmod.cdn_report(text, text, bigint, bigint, bigint, bigint, bigint, bigint, interval) IS
+  'Called by a CDN node every few seconds and when it stops: records its cache''s capacity, use and counters in imgmod.cdn_nodes. Granted to imgmod_cdn.';
+
+CREATE VIEW imgmod.cdn_capacity AS
+SELECT n.node, n.tier, n.capacity_bytes, n.used_bytes,
+       round(n.used_bytes::numeric / nullif(n.capacity_bytes, 0), 3) AS used_ratio,
+       n.items, n.hits, n.misses,
+       round(n.hits::numeric / nullif(n.hits + n.misses, 0), 3) AS hit_ratio,
+       n.evictions, n.reported_at,
+       CASE
+         WHEN n.reported_at < now() - 3 * n.report_interval THEN 'stale'
+         WHEN n.evictions > n.previous_evictions THEN 'full'
+         WHEN n.used_bytes >= n.capacity_bytes
+                              * coalesce(nullif(current_setting('imgmod.cdn_capacity_warn', true), '')::float8, 0.9)
+           THEN 'warn'
+         ELSE 'ok'
+       END AS state
+  FROM imgmod.cdn_nodes n;
+COMMENT ON VIEW imgmod.cdn_capacity IS 'Every CDN cache and how full it is: used_ratio, hit_ratio and state: ok, warn (used at or above imgmod.cdn_capacity_warn of capacity), full (evicting: evictions rose since the previous report) or stale (no report for three intervals: the node is down or cut off).';
+
+CREATE VIEW imgmod.storage_usage AS
+SELECT 'main'::text AS store, 'variant'::text AS kind, v.preset, count(*) AS objects, sum(v.bytes)::bigint AS bytes
+  FROM imgmod.variants v GROUP BY v.preset
+UNION ALL
+SELECT 'main', 'compressed master', NULL, count(*), coalesce(sum(iv.master_bytes), 0)::bigint
+  FROM imgmod.image_versions iv WHERE iv.master_key IS NOT NULL AND iv.status <> 'purged'
+UNION ALL
+SELECT 'hires', 'original', NULL, count(*), coalesce(sum(iv.hires_bytes), 0)::bigint
+  FROM imgmod.image_versions iv WHERE iv.hires_key IS NOT NULL AND iv.status <> 'purged';
+COMMENT ON VIEW imgmod.storage_usage IS 'Objects and bytes in the stores, from the tables: variants per preset and compressed masters in the main store, full-resolution originals in the hi-res store (versions not purged yet). With imgmod.cdn_capacity: how much there is to hold, and how much the CDN holds.';
+
+CREATE FUNCTION imgmod.url(image_id bigint, preset text, versioned boolean DEFAULT true)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS
+$$
+DECLARE
+    v_base text := rtrim(coalesce(current_setting('imgmod.cdn_base_url', true), ''), '/');
+    v_status text;
+    v_version integer;
+BEGIN
+    IF v_base = '' THEN
+        RAISE EXCEPTION 'imgmod.url: imgmod.cdn_base_url is not set'
+              USING ERRCODE = 'object_not_in_prerequisite_state',
+                    HINT = 'An administrator sets it, e.g. ALTER DATABASE shop SET imgmod.cdn_base_url = ''https://img.example.com''.';
+    END IF;
+    SELECT i.status, i.current_version INTO v_status, v_version FROM imgmod.images i WHERE i.id = url.image_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'imgmod.url: image % does not exist', url.image_id USING ERRCODE = 'no_data_found';
+    ELSIF v_status = 'deleted' THEN
+        RAISE EXCEPTION 'imgmod.url: image % was deleted', url.image_id USING ERRCODE = 'no_data_found';
+    ELSIF v_version IS NULL THEN
+        RAISE EXCEPTION 'imgmod.url: image % has no ready version yet (status %)', url.image_id, v_status
+              USING ERRCODE = 'no_data_found', HINT = format('Wait for it with SELECT imgmod.wait(%s).', url.image_id);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM imgmod.variants v
+                    WHERE v.image_id = url.image_id AND v.version = v_version AND v.preset = url.preset) THEN
+        RAISE EXCEPTION 'imgmod.url: image % has no variant "%" in its current version', url.image_id, url.preset
+              USING ERRCODE = 'no_data_found',
+                    HINT = format('SELECT preset FROM imgmod.variants WHERE image_id = %s AND version = %s lists them.',
+                                  url.image_id, v_version);
+    END IF;
+    RETURN v_base || '/i/' || url.image_id
+           || CASE WHEN url.versioned THEN '/v' || v_version ELSE '' END
+           || '/' || url.preset || '.jpg';
+END
+$$;
+COMMENT ON FUNCTION imgmod.url(bigint, text, boolean) IS
+  'URL of a variant of the current version under imgmod.cdn_base_url: versioned (default) is the immutable /i/{id}/v{version}/{preset}.jpg, cacheable for a year; otherwise /i/{id}/{preset}.jpg, which follows the current version.';
+
+CREATE FUNCTION imgmod.srcset(image_id bigint)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS
+$$
+    SELECT string_agg(imgmod.url(i.id, v.preset) || ' ' || v.width || 'w', ', ' ORDER BY v.width, v.preset)
+      FROM imgmod.images i
+      JOIN imgmod.variants v ON v.image_id = i.id AND v.version = i.current_version
+      JOIN imgmod.presets p ON p.name = v.preset AND p.width IS NOT NULL
+     WHERE i.id = srcset.image_id
+$$;
+COMMENT ON FUNCTION imgmod.srcset(bigint) IS
+  'The srcset attribute of an <img> for the current version: the versioned URL and width of every variant whose preset has a width ("url 256w, url 512w, ..."); NULL when the image has none.';
+
 -- ---------------------------------------------------------- retry topic
 
 CREATE FUNCTION imgmod.retry_request_counters(OUT outcome text, OUT total bigint)
@@ -674,12 +816,16 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'imgmod_admin') THEN
         CREATE ROLE imgmod_admin NOLOGIN;
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'imgmod_cdn') THEN
+        CREATE ROLE imgmod_cdn NOLOGIN;
+    END IF;
     IF NOT pg_catalog.pg_has_role('imgmod_admin', 'imgmod_app', 'MEMBER') THEN
         GRANT imgmod_app TO imgmod_admin;
     END IF;
 END
 $$;
 COMMENT ON ROLE imgmod_app IS 'imgmod: what application code needs: upload, replace, inspect, fetch, wait, and reading images, image_versions, variants, presets and events. Grant it to the application''s login role.';
+COMMENT ON ROLE imgmod_cdn IS 'imgmod: the CDN origin: reads images, image_versions, variants, presets (and the installation id that names its Redis keys) and reports its cache through imgmod.cdn_report(). Grant it to imgmod-origin''s login role.';
 COMMENT ON ROLE imgmod_admin IS 'imgmod: operators: everything imgmod_app may, plus delete, retry, wake_workers, changing presets, the queue, rejections and every statistics view.';
 
 -- Nothing is usable by PUBLIC, whatever the defaults of this database are.
@@ -688,7 +834,7 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA imgmod FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA imgmod FROM PUBLIC;
 REVOKE ALL ON SCHEMA imgmod FROM PUBLIC;
 
-GRANT USAGE ON SCHEMA imgmod TO imgmod_app;
+GRANT USAGE ON SCHEMA imgmod TO imgmod_app, imgmod_cdn;
 
 -- The application.  Writes happen only through the SECURITY DEFINER
 -- functions: no role but the owner may INSERT into jobs or events (a queued
@@ -697,7 +843,9 @@ GRANT EXECUTE ON FUNCTION imgmod.upload(bytea, text, text, text),
                           imgmod.replace(bigint, bytea, text, text, text),
                           imgmod.inspect(bytea),
                           imgmod.fetch(bigint, text, integer),
-                          imgmod.wait(bigint, interval)
+                          imgmod.wait(bigint, interval),
+                          imgmod.url(bigint, text, boolean),
+                          imgmod.srcset(bigint)
       TO imgmod_app;
 GRANT SELECT ON imgmod.images, imgmod.image_versions, imgmod.variants, imgmod.presets, imgmod.events
       TO imgmod_app;
@@ -715,5 +863,12 @@ GRANT EXECUTE ON FUNCTION imgmod.delete(bigint),
 GRANT INSERT, UPDATE, DELETE ON imgmod.presets TO imgmod_admin;
 GRANT SELECT ON imgmod.jobs, imgmod.rejections, imgmod.installation, imgmod.idempotency_keys,
                 imgmod.queue, imgmod.status_counts, imgmod.rejection_stats,
-                imgmod.stats, imgmod.cache_stats, imgmod.retry_request_stats
+                imgmod.stats, imgmod.cache_stats, imgmod.retry_request_stats,
+                imgmod.cdn_nodes, imgmod.cdn_capacity, imgmod.storage_usage
       TO imgmod_admin;
+
+-- The CDN origin.
+GRANT SELECT ON imgmod.images, imgmod.image_versions, imgmod.variants, imgmod.presets, imgmod.installation
+      TO imgmod_cdn;
+GRANT EXECUTE ON FUNCTION imgmod.cdn_report(text, text, bigint, bigint, bigint, bigint, bigint, bigint, interval)
+      TO imgmod_cdn;

@@ -58,6 +58,10 @@ char	   *imgmod_kafka_sasl_password = NULL;
 char	   *imgmod_kafka_ssl_ca_location = NULL;
 int			imgmod_outbox_retention_s = 86400;
 int			imgmod_idempotency_retention_s = 86400;
+
+/* Read by SQL only (imgmod.url(), imgmod.cdn_capacity), through current_setting(). */
+static char *cdn_base_url = NULL;
+static double cdn_capacity_warn = 0.9;
 int			imgmod_superseded_retention_s = 86400;
 
 static const struct config_enum_entry mismatch_options[] = {
@@ -343,6 +347,13 @@ imgmod_define_settings(void)
 							"A retry with the same key within this time returns the first call's result; after it, the key is forgotten.",
 							&imgmod_idempotency_retention_s, 86400, 60, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("imgmod.cdn_base_url",
+							   "Base URL of the CDN in front of imgmod-origin, e.g. https://img.example.com; imgmod.url() and imgmod.srcset() build on it.",
+							   NULL, &cdn_base_url, "", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomRealVariable("imgmod.cdn_capacity_warn",
+							 "Share of a CDN cache's capacity in use at which imgmod.cdn_capacity says warn.",
+							 NULL, &cdn_capacity_warn, 0.9, 0.0, 1.0, PGC_SUSET, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("imgmod.superseded_retention",
 							"How long a superseded version's objects stay in the stores before they are deleted.",

@@ -91,6 +91,16 @@ my $failing = upload_bytes($node, $jpeg, 'trap3.jpg');
 ok($node->poll_query_until('postgres',
 		"SELECT count(*) > 0 FROM imgmod.events WHERE image_id = $failing AND status = 'failed'"),
 	'a render failed against the store and its failure was recorded');
+# What subscribers get is the summary: no endpoint, bucket or server text
+# (operators find those on the job).
+my $event_errors = $node->safe_psql('postgres',
+	"SELECT string_agg(payload->>'error', ' | ') FROM imgmod.events WHERE image_id = $failing AND status = 'failed'");
+like($event_errors, qr/storing \S+ in the (main|hires) store failed/, "the failed event says what failed ($event_errors)");
+my ($endpoint_host) = $ENV{IMGMOD_S3_ENDPOINT} =~ m{//([^/]+)};
+unlike($event_errors, qr/\Q$endpoint_host\E|\Q$ENV{IMGMOD_S3_BUCKET}\E|SignatureDoesNotMatch|HTTP \d{3}|InvalidAccessKeyId/,
+	'but names no endpoint, bucket or server answer');
+like($node->safe_psql('postgres', "SELECT last_error FROM imgmod.jobs WHERE image_id = $failing AND kind = 'render'"),
+	qr/HTTP 403/, 'the job row keeps the server\'s answer for operators');
 $node->safe_psql('postgres', "ALTER SYSTEM RESET imgmod.s3_secret_key; SELECT pg_reload_conf()");
 ok($node->poll_query_until('postgres', "SELECT status = 'ready' FROM imgmod.images WHERE id = $failing"),
 	'and it completed once the key was right');
