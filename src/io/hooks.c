@@ -1,6 +1,7 @@
 /*
- * hooks.c — the error buffer, the caller's hooks and their defaults, and
- * the abortable sleep every backoff uses.
+ * hooks.c — the error buffer, the caller's hooks and their defaults (with
+ * the names of the verbs they count), and the abortable sleep every
+ * backoff uses.  A leaf apart from libc: every other file may use it.
  */
 #include "io_internal.h"
 
@@ -20,6 +21,22 @@ imgio_fail(imgio_error *err, const char *fmt,...)
 		va_end(ap);
 	}
 	return false;
+}
+
+const char *
+imgio_verb_name(imgio_verb verb)
+{
+	switch (verb)
+	{
+		case IMGIO_VERB_PUT:
+			return "PUT";
+		case IMGIO_VERB_GET:
+			return "GET";
+		case IMGIO_VERB_DELETE:
+			return "DELETE";
+		default:
+			return "?";
+	}
 }
 
 static void *

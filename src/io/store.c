@@ -12,22 +12,6 @@ struct imgio_store_client
 	imgio_s3_connections s3;
 };
 
-const char *
-imgio_verb_name(imgio_verb verb)
-{
-	switch (verb)
-	{
-		case IMGIO_VERB_PUT:
-			return "PUT";
-		case IMGIO_VERB_GET:
-			return "GET";
-		case IMGIO_VERB_DELETE:
-			return "DELETE";
-		default:
-			return "?";
-	}
-}
-
 static bool
 is_s3(const imgio_store_config *store)
 {
