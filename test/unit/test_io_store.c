@@ -8,7 +8,6 @@
 #include "test.h"
 #include "imgio.h"
 
-#include <ftw.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -83,15 +82,6 @@ hooks_for(observed *o)
 
 	memset(o, 0, sizeof(*o));
 	return h;
-}
-
-static int
-remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void) st;
-	(void) flag;
-	(void) ftw;
-	return remove(path);
 }
 
 static bool
@@ -169,7 +159,7 @@ TEST_SUITE(io_local_store)
 	free(dest);
 	imgio_store_client_free(client);
 	CHECK(o.allocations == 0, "every block from the alloc hook was freed (%ld left)", o.allocations);
-	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	remove_tree(dir);
 }
 
 TEST_SUITE(io_s3_refusals)
