@@ -71,8 +71,8 @@ read_plan(const imgmod_job *job, purge_plan *plan, MemoryContext keep)
 		imgmod_bg_commit_tx();
 		return false;
 	}
-	imgmod_hires_key(plan->hires_key, sizeof(plan->hires_key), job->image_id, job->version);
-	imgmod_master_key(plan->master_key, sizeof(plan->master_key), job->image_id, job->version);
+	imgio_hires_key(plan->hires_key, sizeof(plan->hires_key), job->image_id, job->version);
+	imgio_master_key(plan->master_key, sizeof(plan->master_key), job->image_id, job->version);
 
 	if (SPI_execute_with_args("SELECT preset FROM imgmod.variants WHERE image_id = $1 AND version = $2 "
 							  "UNION SELECT name FROM imgmod.presets ORDER BY 1",
@@ -144,7 +144,7 @@ imgmod_purge_job(const imgmod_job *job)
 	pgstat_report_activity(STATE_RUNNING, "imgmod: deleting superseded objects");
 	for (int i = 0; i < plan.npresets; i++, main_deleted++)
 	{
-		imgmod_variant_key(key, sizeof(key), job->image_id, job->version, plan.presets[i]);
+		imgio_variant_key(key, sizeof(key), job->image_id, job->version, plan.presets[i]);
 		delete_object(IMGMOD_STORE_MAIN, key);
 	}
 	delete_object(IMGMOD_STORE_MAIN, plan.master_key);

@@ -200,7 +200,7 @@ load_source(claimed_job *job)
 	 * variant.
 	 */
 	imgmod_cache_key(key, sizeof(key), job->image_id, job->version, "source");
-	cached = imgmod_cache_get_verified(key, IMGMOD_DIGEST_SHA256, job->master_sha256, &len);
+	cached = imgmod_cache_get_verified(key, IMGIO_DIGEST_SHA256, job->master_sha256, &len);
 	if (cached != NULL)
 	{
 		job->source = cached;
@@ -312,7 +312,7 @@ warm_cache(claimed_job *job, img_variant_result *results, int first_preset)
 typedef struct object_batch
 {
 	int			n;
-	imgmod_put_item *items;
+	imgio_put_item *items;
 	stored_object **outs;
 	bool	   *needs_etag;
 } object_batch;
@@ -325,9 +325,9 @@ static void
 batch_add(object_batch *b, imgmod_store store, const char *key, const uint8_t *data, size_t len,
 		  stored_object *out, bool needs_etag)
 {
-	imgmod_put_item *it = &b->items[b->n];
+	imgio_put_item *it = &b->items[b->n];
 
-	it->store = store;
+	it->store = imgmod_store_config(store);
 	it->key = pstrdup(key);
 	it->data = data;
 	it->len = len;
@@ -348,7 +348,7 @@ batch_store(object_batch *b)
 			ereport(ERROR,
 					(errcode(ERRCODE_IO_ERROR),
 					 errmsg("imgmod: storing %s in the %s store failed%s", b->items[i].key,
-							imgmod_store_name(b->items[i].store),
+							b->items[i].store->name,
 							failed > 1 ? psprintf(" (and %d more of this version's objects failed)", failed - 1) : ""),
 					 /* the server's words stay with the job, out of the events */
 					 errdetail("%s", b->items[i].error)));
@@ -419,21 +419,21 @@ render_and_store(claimed_job *job, stored_object *hires, stored_object *master,
 
 	pgstat_report_activity(STATE_RUNNING, "imgmod: storing");
 	batch.n = 0;
-	batch.items = palloc0(sizeof(imgmod_put_item) * (nspecs + 2));
+	batch.items = palloc0(sizeof(imgio_put_item) * (nspecs + 2));
 	batch.outs = palloc0(sizeof(stored_object *) * (nspecs + 2));
 	batch.needs_etag = palloc0(sizeof(bool) * (nspecs + 2));
 	if (job->store_masters)
 	{
-		imgmod_hires_key(key, sizeof(key), job->image_id, job->version);
+		imgio_hires_key(key, sizeof(key), job->image_id, job->version);
 		batch_add(&batch, IMGMOD_STORE_HIRES, key, job->source, job->source_len, hires, false);
-		imgmod_master_key(key, sizeof(key), job->image_id, job->version);
+		imgio_master_key(key, sizeof(key), job->image_id, job->version);
 		batch_add(&batch, IMGMOD_STORE_MAIN, key, results[0].jpeg.data, results[0].jpeg.len, master, false);
 	}
 	for (int i = 0; i < job->npresets; i++)
 	{
 		img_variant_result *r = &results[first_preset + i];
 
-		imgmod_variant_key(key, sizeof(key), job->image_id, job->version, job->presets[i].name);
+		imgio_variant_key(key, sizeof(key), job->image_id, job->version, job->presets[i].name);
 		batch_add(&batch, IMGMOD_STORE_MAIN, key, r->jpeg.data, r->jpeg.len, &variants[i], true);
 		variants[i].width = r->width;
 		variants[i].height = r->height;

@@ -12,6 +12,8 @@ PACKAGES=(
   libheif-dev libtiff-dev libexif-dev liblcms2-dev zlib1g-dev
   # object storage, cache, status
   libcurl4-openssl-dev libhiredis-dev librdkafka-dev
+  # digests in the I/O library (src/io)
+  libssl-dev
   # tests
   libipc-run-perl valgrind libjpeg-turbo-progs strace
   # check-jsonschema (docker/docker-compose.yml) runs from a venv

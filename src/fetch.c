@@ -168,13 +168,13 @@ variant_from_cache(int64 image_id, int32 version, const char *preset, const char
 	size_t		len = 0;
 	bytea	   *result;
 
-	if (imgmod_redis_url == NULL || imgmod_redis_url[0] == '\0' || !imgmod_etag_md5(etag, md5))
+	if (imgmod_redis_url == NULL || imgmod_redis_url[0] == '\0' || !imgio_etag_md5(etag, md5))
 		return NULL;
 	if (SPI_execute("SELECT id::text FROM imgmod.installation", true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		return NULL;
 	imgmod_cache_set_namespace(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	imgmod_cache_key(key, sizeof(key), image_id, version, preset);
-	bytes = imgmod_cache_get_verified(key, IMGMOD_DIGEST_MD5, md5, &len);
+	bytes = imgmod_cache_get_verified(key, IMGIO_DIGEST_MD5, md5, &len);
 	if (bytes == NULL)
 		return NULL;
 	result = palloc(VARHDRSZ + len);

@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include "imgcore.h"
+#include "imgio.h"
 #include "fmgr.h"
 
 /* ------------------------------------------------------------- settings */
@@ -165,13 +166,27 @@ void		imgmod_core_interrupted(img_status status);
 
 /* -------------------------------------------------------------- hashing */
 
-/* Lowercase hex SHA-256 of data into out[65]. */
+/* Lowercase hex SHA-256 of data into out[65]; an ERROR when it cannot be computed. */
 void		imgmod_sha256_hex(const uint8_t *data, size_t len, char out[65]);
-/* Lowercase hex MD5 of data into out[33]. */
+/* Lowercase hex MD5 of data into out[33]; an ERROR when it cannot be computed. */
 void		imgmod_md5_hex(const uint8_t *data, size_t len, char out[33]);
+
+/* ------------------------------------------------------------ imgio glue */
+
+/*
+ * The extension's hooks for the I/O library (io_hooks.c): memory from a
+ * long-lived "imgmod I/O" context, transfers stopped by a pending cancel or
+ * termination, requests and cache operations counted in shared memory,
+ * warnings logged.
+ */
+const imgio_hooks *imgmod_io_hooks(void);
 
 /* --------------------------------------------------------------- storage */
 
+/*
+ * Storage adapter (storage.c): the settings become imgio store
+ * configurations, the library's errors the callers' messages.
+ */
 typedef enum imgmod_store
 {
 	IMGMOD_STORE_MAIN = 0,		/* compressed masters and variants */
@@ -179,49 +194,18 @@ typedef enum imgmod_store
 	IMGMOD_STORE_COUNT
 } imgmod_store;
 
-typedef enum imgmod_verb
-{
-	IMGMOD_VERB_PUT = 0,
-	IMGMOD_VERB_GET,
-	IMGMOD_VERB_DELETE,
-	IMGMOD_VERB_COUNT
-} imgmod_verb;
-
 const char *imgmod_store_name(imgmod_store store);
-const char *imgmod_verb_name(imgmod_verb verb);
 /* "s3" when the store has an endpoint configured, else "local". */
 const char *imgmod_store_backend(imgmod_store store);
-
-/* Object keys contain only [a-z0-9/._-]. */
-void		imgmod_variant_key(char *buf, size_t size, int64 image_id, int version,
-							   const char *preset);
-void		imgmod_master_key(char *buf, size_t size, int64 image_id, int version);
-void		imgmod_hires_key(char *buf, size_t size, int64 image_id, int version);
-bool		imgmod_key_is_safe(const char *key);
-
-/* One object of a batch written with imgmod_store_put_many(). */
-typedef struct imgmod_put_item
-{
-	imgmod_store store;
-	const char *key;
-	const uint8_t *data;
-	size_t		len;
-	const char *content_type;
-	const char *cache_control;
-	bool		ok;				/* out */
-	char		etag[33];		/* out: MD5 hex the store reported, or "" */
-	char		error[1024];	/* out, when !ok */
-} imgmod_put_item;
+/* A store's configuration as the settings say now (valid until the next call for it). */
+const imgio_store_config *imgmod_store_config(imgmod_store store);
 
 /*
- * Store objects: one PUT each to S3 when the store has an endpoint, all in
- * parallel and each retried like a single request; else an atomic file
- * write (temp file, fsync, rename, fsync directory).  Returns how many
- * failed; each item says whether it was stored and, if not, why.  Never
- * ereports, so a worker can record the failure on the job.  Each request
- * is counted in shared memory.
+ * Store objects (items' store from imgmod_store_config()): see
+ * imgio_store_put_many().  Returns how many failed, each item saying why;
+ * a pending cancel or termination that stopped the batch is raised.
  */
-int			imgmod_store_put_many(imgmod_put_item *items, int n);
+int			imgmod_store_put_many(imgio_put_item *items, int n);
 /*
  * Read an object whose size the database recorded as expected_bytes;
  * palloc'd bytea, or NULL with errbuf filled.  An object of another size is
@@ -236,78 +220,33 @@ bytea	   *imgmod_store_get(imgmod_store store, const char *key, size_t expected_
  */
 bool		imgmod_store_delete(imgmod_store store, const char *key, char *errbuf, size_t errsize);
 
-/* Backends (storage_local.c, storage_s3.c); same contracts as above. */
-bool		imgmod_local_put(imgmod_store store, const char *key, const uint8_t *data,
-							 size_t len, char *errbuf, size_t errsize);
-bytea	   *imgmod_local_get(imgmod_store store, const char *key, size_t expected_bytes,
-							 char *errbuf, size_t errsize);
-bool		imgmod_local_delete(imgmod_store store, const char *key, char *errbuf, size_t errsize);
-
-typedef struct imgmod_s3_target
-{
-	const char *endpoint;		/* http(s)://host[:port] */
-	const char *region;
-	const char *bucket;
-	const char *access_key;
-	const char *secret_key;
-	bool		virtual_host;	/* bucket.host/key instead of host/bucket/key */
-} imgmod_s3_target;
-
-/* The configured S3 target of a store, or false when it has none. */
-bool		imgmod_s3_target_for(imgmod_store store, imgmod_s3_target *target);
-void		imgmod_s3_global_init(void);
-bytea	   *imgmod_s3_get(const imgmod_s3_target *t, imgmod_store store, const char *key,
-						  size_t expected_bytes, char *errbuf, size_t errsize);
-int			imgmod_s3_put_many(const imgmod_s3_target *targets, imgmod_put_item *items, int n);
-bool		imgmod_s3_delete(const imgmod_s3_target *t, imgmod_store store, const char *key,
-							 char *errbuf, size_t errsize);
-
 /* Request accounting (shared_state.c), read by imgmod.stats. */
-void		imgmod_count_request(imgmod_store store, imgmod_verb verb, bool ok, int retries);
+void		imgmod_count_request(imgmod_store store, imgio_verb verb, bool ok, int retries);
 
 /* ----------------------------------------------------------------- cache */
 
-typedef enum imgmod_cache_counter
-{
-	IMGMOD_CACHE_WRITE = 0,		/* keys stored */
-	IMGMOD_CACHE_HIT,
-	IMGMOD_CACHE_MISS,
-	IMGMOD_CACHE_SKIPPED_WRITE, /* Redis down or slow: write skipped */
-	IMGMOD_CACHE_SKIPPED_READ,	/* Redis down or slow: read skipped */
-	IMGMOD_CACHE_DELETE,		/* keys of superseded versions removed */
-	IMGMOD_CACHE_SKIPPED_DELETE,	/* Redis down or slow: removal skipped (the TTL ends them) */
-	IMGMOD_CACHE_POISONED,		/* read bytes that did not match Postgres's digest: discarded */
-	IMGMOD_CACHE_COUNTER_COUNT
-} imgmod_cache_counter;
-
+/* Cache adapter (cache_redis.c): imgmod.redis_* settings and the installation's namespace. */
 bool		imgmod_cache_enabled(void);
 /* imgmod:{installation}:{image}:v{version}:{what} */
 void		imgmod_cache_set_namespace(const char *installation_id);
 void		imgmod_cache_key(char *buf, size_t size, int64 image_id, int version, const char *what);
 int			imgmod_cache_put_many(int n, const char *const *keys, const uint8_t *const *values,
 								  const size_t *lens);
-/* The digest Postgres holds for a cached object. */
-typedef enum imgmod_digest_kind
-{
-	IMGMOD_DIGEST_SHA256,		/* image_versions.master_sha256 */
-	IMGMOD_DIGEST_MD5			/* variants.etag, unquoted */
-} imgmod_digest_kind;
 
 /*
  * GET a key into palloc'd memory, returned only when it hashes to the
- * expected digest; a mismatch is counted as poisoned and the key deleted.
+ * expected digest (image_versions.master_sha256, or a variant's unquoted
+ * etag); a mismatch is counted as poisoned, logged and the key deleted.
  * NULL on a miss, a mismatch, an error, or when the cache is off.
  */
-uint8_t    *imgmod_cache_get_verified(const char *key, imgmod_digest_kind kind,
+uint8_t    *imgmod_cache_get_verified(const char *key, imgio_digest_kind kind,
 									  const char *expected_hex, size_t *len);
-/* The unquoted MD5 hex of a variants.etag, or false when it is not a plain MD5. */
-bool		imgmod_etag_md5(const char *etag, char out[33]);
 /* DEL the keys in one round trip; returns how many existed.  Never errors. */
 int			imgmod_cache_delete_many(int n, const char *const *keys);
 /* Drop every key of one image version: its source and the named presets. */
 int			imgmod_cache_drop_version(int64 image_id, int version, int npresets,
 									  char *const *presets);
-void		imgmod_count_cache(imgmod_cache_counter counter, int n);
+void		imgmod_count_cache(imgio_cache_counter counter, int n);
 
 /* --------------------------------------------------------- retry topic */
 

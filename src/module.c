@@ -34,7 +34,8 @@ _PG_init(void)
 {
 	imgmod_define_settings();
 	imgmod_install_core_hooks();
-	imgmod_s3_global_init();
+	/* libcurl's global set-up, in the postmaster before any process forks */
+	imgio_global_init();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

@@ -67,12 +67,12 @@ imgmod_shmem_startup(void)
 		for (int i = 0; i < IMG_STATUS_COUNT; i++)
 			pg_atomic_init_u64(&imgmod_state->rejections_by_status[i], 0);
 		pg_atomic_init_u64(&imgmod_state->audit_dropped, 0);
-		for (int i = 0; i < IMGMOD_CACHE_COUNTER_COUNT; i++)
+		for (int i = 0; i < IMGIO_CACHE_COUNTER_COUNT; i++)
 			pg_atomic_init_u64(&imgmod_state->cache[i], 0);
 		for (int i = 0; i < IMGMOD_RETRY_OUTCOME_COUNT; i++)
 			pg_atomic_init_u64(&imgmod_state->retry_requests[i], 0);
 		for (int st = 0; st < IMGMOD_STORE_COUNT; st++)
-			for (int v = 0; v < IMGMOD_VERB_COUNT; v++)
+			for (int v = 0; v < IMGIO_VERB_COUNT; v++)
 			{
 				pg_atomic_init_u64(&imgmod_state->requests[st][v], 0);
 				pg_atomic_init_u64(&imgmod_state->request_failures[st][v], 0);
@@ -203,9 +203,9 @@ imgmod_attached_worker_count(void)
 }
 
 void
-imgmod_count_request(imgmod_store store, imgmod_verb verb, bool ok, int retries)
+imgmod_count_request(imgmod_store store, imgio_verb verb, bool ok, int retries)
 {
-	if (imgmod_state == NULL || store >= IMGMOD_STORE_COUNT || verb >= IMGMOD_VERB_COUNT)
+	if (imgmod_state == NULL || store >= IMGMOD_STORE_COUNT || verb >= IMGIO_VERB_COUNT)
 		return;
 	/* Every attempt reached the server (or tried to): count them all. */
 	pg_atomic_fetch_add_u64(&imgmod_state->requests[store][verb], 1 + retries);
@@ -216,9 +216,9 @@ imgmod_count_request(imgmod_store store, imgmod_verb verb, bool ok, int retries)
 }
 
 void
-imgmod_count_cache(imgmod_cache_counter counter, int n)
+imgmod_count_cache(imgio_cache_counter counter, int n)
 {
-	if (imgmod_state == NULL || counter >= IMGMOD_CACHE_COUNTER_COUNT || n <= 0)
+	if (imgmod_state == NULL || counter >= IMGIO_CACHE_COUNTER_COUNT || n <= 0)
 		return;
 	pg_atomic_fetch_add_u64(&imgmod_state->cache[counter], (uint64) n);
 }

@@ -50,12 +50,12 @@ typedef struct imgmod_shared
 	pg_atomic_uint64 rejections_by_status[IMG_STATUS_COUNT];
 
 	/* object-store requests by store and verb (imgmod.stats) */
-	pg_atomic_uint64 requests[IMGMOD_STORE_COUNT][IMGMOD_VERB_COUNT];
-	pg_atomic_uint64 request_failures[IMGMOD_STORE_COUNT][IMGMOD_VERB_COUNT];
-	pg_atomic_uint64 request_retries[IMGMOD_STORE_COUNT][IMGMOD_VERB_COUNT];
+	pg_atomic_uint64 requests[IMGMOD_STORE_COUNT][IMGIO_VERB_COUNT];
+	pg_atomic_uint64 request_failures[IMGMOD_STORE_COUNT][IMGIO_VERB_COUNT];
+	pg_atomic_uint64 request_retries[IMGMOD_STORE_COUNT][IMGIO_VERB_COUNT];
 
 	/* Redis cache operations (imgmod.cache_stats) */
-	pg_atomic_uint64 cache[IMGMOD_CACHE_COUNTER_COUNT];
+	pg_atomic_uint64 cache[IMGIO_CACHE_COUNTER_COUNT];
 
 	/* messages on the Kafka retry topic by outcome (imgmod.retry_request_stats) */
 	pg_atomic_uint64 retry_requests[IMGMOD_RETRY_OUTCOME_COUNT];

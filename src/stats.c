@@ -22,14 +22,14 @@ imgmod_store_counters(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	for (int st = 0; st < IMGMOD_STORE_COUNT; st++)
 	{
-		for (int v = 0; v < IMGMOD_VERB_COUNT; v++)
+		for (int v = 0; v < IMGIO_VERB_COUNT; v++)
 		{
 			Datum		values[6];
 			bool		nulls[6] = {false, false, false, false, false, false};
 
 			values[0] = CStringGetTextDatum(imgmod_store_name((imgmod_store) st));
 			values[1] = CStringGetTextDatum(imgmod_store_backend((imgmod_store) st));
-			values[2] = CStringGetTextDatum(imgmod_verb_name((imgmod_verb) v));
+			values[2] = CStringGetTextDatum(imgio_verb_name((imgio_verb) v));
 			values[3] = Int64GetDatum(imgmod_state ? (int64) pg_atomic_read_u64(&imgmod_state->requests[st][v]) : 0);
 			values[4] = Int64GetDatum(imgmod_state ? (int64) pg_atomic_read_u64(&imgmod_state->request_failures[st][v]) : 0);
 			values[5] = Int64GetDatum(imgmod_state ? (int64) pg_atomic_read_u64(&imgmod_state->request_retries[st][v]) : 0);
@@ -62,19 +62,19 @@ PG_FUNCTION_INFO_V1(imgmod_cache_counters);
 Datum
 imgmod_cache_counters(PG_FUNCTION_ARGS)
 {
-	static const char *const names[IMGMOD_CACHE_COUNTER_COUNT] = {
-		[IMGMOD_CACHE_WRITE] = "written",
-		[IMGMOD_CACHE_HIT] = "hit",
-		[IMGMOD_CACHE_MISS] = "miss",
-		[IMGMOD_CACHE_SKIPPED_WRITE] = "skipped_write",
-		[IMGMOD_CACHE_SKIPPED_READ] = "skipped_read",
-		[IMGMOD_CACHE_DELETE] = "deleted",
-		[IMGMOD_CACHE_SKIPPED_DELETE] = "skipped_delete",
-		[IMGMOD_CACHE_POISONED] = "poisoned",
+	static const char *const names[IMGIO_CACHE_COUNTER_COUNT] = {
+		[IMGIO_CACHE_WRITE] = "written",
+		[IMGIO_CACHE_HIT] = "hit",
+		[IMGIO_CACHE_MISS] = "miss",
+		[IMGIO_CACHE_SKIPPED_WRITE] = "skipped_write",
+		[IMGIO_CACHE_SKIPPED_READ] = "skipped_read",
+		[IMGIO_CACHE_DELETE] = "deleted",
+		[IMGIO_CACHE_SKIPPED_DELETE] = "skipped_delete",
+		[IMGIO_CACHE_POISONED] = "poisoned",
 	};
 
 	return_named_counters(fcinfo, names, imgmod_state ? imgmod_state->cache : NULL,
-						  IMGMOD_CACHE_COUNTER_COUNT);
+						  IMGIO_CACHE_COUNTER_COUNT);
 	return (Datum) 0;
 }
 

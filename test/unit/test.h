@@ -59,5 +59,7 @@ uint8_t    *read_corpus_file(const char *rel, size_t *len);
 uint8_t    *read_file(const char *path, size_t *len);
 /* Reads fixture_dir()/name. */
 uint8_t    *read_fixture(const char *name, size_t *len);
+/* Removes a directory and everything below it (temporary stores). */
+void		remove_tree(const char *dir);
 
 #endif

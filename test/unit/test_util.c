@@ -3,6 +3,7 @@
  */
 #include "test.h"
 
+#include <ftw.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -83,4 +84,19 @@ read_corpus_file(const char *rel, size_t *len)
 	}
 	CHECK(data != NULL, "corpus file %s is readable", rel);
 	return data;
+}
+
+static int
+remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void) st;
+	(void) flag;
+	(void) ftw;
+	return remove(path);
+}
+
+void
+remove_tree(const char *dir)
+{
+	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

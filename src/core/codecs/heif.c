@@ -329,6 +329,19 @@ heif_decode(const uint8_t *data, size_t len, const img_limits *limits,
 	st = check_dimensions(w, h, limits, err);
 	if (st != IMG_OK)
 		goto done;
+
+	/*
+	 * The probe reported (and the limits judged) the handle's size, with
+	 * its transformations applied, as the decoder applies them: a picture
+	 * of another size means the container describes something other than
+	 * what it holds.
+	 */
+	if (w != heif_image_handle_get_width(handle) || h != heif_image_handle_get_height(handle))
+	{
+		st = img_fail(err, IMG_ERR_CORRUPT, "heif image decodes to %dx%d but its header says %dx%d",
+					  w, h, heif_image_handle_get_width(handle), heif_image_handle_get_height(handle));
+		goto done;
+	}
 	if (heif_image_get_bits_per_pixel_range(image, heif_channel_interleaved) != 8)
 	{
 		st = img_fail(err, IMG_ERR_INTERNAL, "heif decoder did not return 8-bit samples");
