@@ -1,8 +1,9 @@
 # imgmod — PostgreSQL extension (PGXS).
 #
 #   make && make install       build and install into the PostgreSQL found by pg_config
+#                              (make also builds origin/imgmod-origin, the CDN origin)
 #   make imgio                 build/libimgio.a, the I/O library for programs outside PostgreSQL
-#   make unit                  unit tests (image core, I/O library) under AddressSanitizer + UBSan
+#   make unit                  unit tests (image core, I/O library, origin) under AddressSanitizer + UBSan
 #   make valgrind              the same tests under valgrind
 #   make unit-corpus           the unit suites that need ../shared/corpus (fails without it)
 #   scripts/test.sh            everything the CI runs (see README)
@@ -66,9 +67,22 @@ build/imgio/%.o: $(IMGIO_DIR)/%.c $(wildcard $(IMGIO_DIR)/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -g -fPIC -Wall -Wextra -Werror $(IMGIO_CFLAGS) -c -o $@ $<
 
+# The CDN origin daemon (origin/), a program of its own linking the I/O
+# library; built with the extension.
+all: origin/imgmod-origin
+.PHONY: origin/imgmod-origin
+origin/imgmod-origin:
+	$(MAKE) -C origin
+
+clean: clean-origin
+.PHONY: clean-origin
+clean-origin:
+	$(MAKE) -C origin clean
+
 .PHONY: unit valgrind unit-corpus
 unit:
 	$(MAKE) -C test/unit check
+	$(MAKE) -C origin check
 
 unit-corpus:
 	$(MAKE) -C test/unit corpus

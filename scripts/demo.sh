@@ -2,7 +2,8 @@
 # The embedded default, end to end, with no other service: installs what is
 # needed, builds and installs imgmod, starts a throwaway PostgreSQL 15
 # cluster with imgmod preloaded, uploads sample images (and one hostile
-# file), and shows their status, variants and the audit of what was refused.
+# file), and shows their status, variants and the audit of what was refused;
+# then starts the CDN origin and fetches a variant over HTTP (200, then 304).
 #
 # The cluster keeps running afterwards so you can explore it:
 #   eval "$(scripts/cluster.sh env)"; psql -d imgmod_demo
@@ -83,5 +84,20 @@ SELECT * FROM imgmod.queue;
 SQL
 
 echo
+echo "-- The CDN origin serves the variants over HTTP (scripts/cdn.sh)"
+export PGDATABASE=imgmod_demo
+bash scripts/cdn.sh stop >/dev/null 2>&1 || true
+bash scripts/cdn.sh start
+eval "$(bash scripts/cdn.sh env)"
+ID=$(psql -XqAt -c "SELECT min(image_id) FROM imgmod.variants v JOIN imgmod.images i ON i.id = v.image_id AND i.current_version = v.version")
+ETAG=$(psql -XqAt -c "SELECT etag FROM imgmod.variants v JOIN imgmod.images i ON i.id = v.image_id AND i.current_version = v.version WHERE v.image_id = $ID AND v.preset = 'medium'")
+echo "\$ curl -sS -D - -o /dev/null $IMGMOD_CDN_URL/i/$ID/medium.jpg"
+curl -sS -D - -o /dev/null "$IMGMOD_CDN_URL/i/$ID/medium.jpg"
+echo "\$ curl -sS -D - -o /dev/null -H 'If-None-Match: $ETAG' $IMGMOD_CDN_URL/i/$ID/medium.jpg"
+curl -sS -D - -o /dev/null -H "If-None-Match: $ETAG" "$IMGMOD_CDN_URL/i/$ID/medium.jpg"
+psql -X -c "SELECT node, tier, used_bytes, items, hits, misses, state FROM imgmod.cdn_capacity"
+
+echo
 echo "The demo cluster is still running: eval \"\$(scripts/cluster.sh env)\"; psql -d imgmod_demo"
-echo "Remove it with: scripts/cluster.sh destroy"
+echo "The origin too, on $IMGMOD_CDN_URL (scripts/cdn.sh stop)."
+echo "Remove the cluster with: scripts/cluster.sh destroy"

@@ -14,6 +14,8 @@ PACKAGES=(
   libcurl4-openssl-dev libhiredis-dev librdkafka-dev
   # digests in the I/O library (src/io)
   libssl-dev
+  # the CDN origin
+  libmicrohttpd-dev libpq-dev curl
   # tests
   libipc-run-perl valgrind libjpeg-turbo-progs strace
   # check-jsonschema (docker/docker-compose.yml) runs from a venv

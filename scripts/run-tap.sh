@@ -23,8 +23,9 @@ fi
 status=0
 ( cd "$WORK" && "${RUN[@]}" env TESTDIR="$WORK" PATH="$BINDIR:$PATH" \
     PG_REGRESS="$PG_REGRESS" PG_TEST_PORT_DIR="$WORK/tmp_check" \
+    IMGMOD_ORIGIN_BIN="${IMGMOD_ORIGIN_BIN:-$ROOT/origin/imgmod-origin}" \
     $(env | grep -E '^IMGMOD_(S3|HIRES_S3|REDIS|KAFKA|SERVICES)_' | tr '\n' ' ') \
-    prove -I "$PERL_LIB" -I "$WORK/t" ${PROVE_FLAGS:-} ${PROVE_TESTS:-t/*.pl} ) || status=$?
+    sh -c 'ulimit -n 8192; exec "$@"' sh prove -I "$PERL_LIB" -I "$WORK/t" ${PROVE_FLAGS:-} ${PROVE_TESTS:-t/*.pl} ) || status=$?
 
 if [ "$status" != 0 ]; then
   echo "TAP tests FAILED; logs:"

@@ -1,0 +1,215 @@
+/*
+ * sources.c — the three tiers behind a variant, through imgmod's I/O
+ * library (src/io): the memory LRU, Redis (verified against the variant's
+ * ETag: a cache is never trusted), the main store (one GET of exactly the
+ * recorded size, verified too when the ETag is an MD5; then put in Redis
+ * and in memory).
+ *
+ * libmicrohttpd answers on a pool of threads; store and Redis clients hold
+ * connections, so each thread has its own, made on first use and freed
+ * when the thread ends.
+ */
+#include "sources.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "imgio.h"
+#include "metrics.h"
+
+struct origin_sources
+{
+	origin_lru *lru;
+	imgio_store_config store;
+	imgio_cache_config cache;
+	pthread_key_t clients_key;
+};
+
+typedef struct thread_clients
+{
+	imgio_store_client *store;
+	imgio_cache_client *cache;
+} thread_clients;
+
+static const char *
+env(const char *name, const char *fallback)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : fallback;
+}
+
+static void
+free_clients(void *p)
+{
+	thread_clients *c = p;
+
+	imgio_store_client_free(c->store);
+	imgio_cache_client_free(c->cache);
+	free(c);
+}
+
+static thread_clients *
+clients(origin_sources *src)
+{
+	thread_clients *c = pthread_getspecific(src->clients_key);
+
+	if (c)
+		return c;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->store = imgio_store_client_create(NULL);
+	c->cache = imgio_cache_client_create(NULL);
+	if (c->store == NULL || c->cache == NULL)
+	{
+		free_clients(c);
+		return NULL;
+	}
+	pthread_setspecific(src->clients_key, c);
+	return c;
+}
+
+origin_sources *
+origin_sources_open(origin_lru *lru, char *errbuf, size_t errsize)
+{
+	origin_sources *src = calloc(1, sizeof(*src));
+
+	if (src == NULL)
+	{
+		snprintf(errbuf, errsize, "out of memory");
+		return NULL;
+	}
+	imgio_global_init();
+	src->lru = lru;
+	/* the same names scripts/services.sh env prints */
+	src->store.name = "main";
+	src->store.id = 0;
+	src->store.local_dir = env("IMGMOD_STORE_DIR", NULL);
+	src->store.s3.endpoint = env("IMGMOD_S3_ENDPOINT", NULL);
+	src->store.s3.region = env("IMGMOD_S3_REGION", "us-east-1");
+	src->store.s3.bucket = env("IMGMOD_S3_BUCKET", NULL);
+	src->store.s3.access_key = env("IMGMOD_S3_ACCESS_KEY", NULL);
+	src->store.s3.secret_key = env("IMGMOD_S3_SECRET_KEY", NULL);
+	src->store.s3.virtual_host = strcmp(env("IMGMOD_S3_VIRTUAL_HOST", "off"), "on") == 0;
+	src->store.s3.connect_timeout_ms = 3000;
+	src->store.s3.timeout_ms = 10000;
+	src->store.s3.retries = 2;
+	src->store.s3.bucket_setting_name = "IMGMOD_S3_BUCKET";
+	if (src->store.s3.endpoint == NULL && src->store.local_dir == NULL)
+	{
+		snprintf(errbuf, errsize, "no store: set IMGMOD_S3_ENDPOINT (and its bucket and keys) or IMGMOD_STORE_DIR");
+		free(src);
+		return NULL;
+	}
+	src->cache.url = env("IMGMOD_REDIS_URL", NULL);
+	src->cache.url_setting_name = "IMGMOD_REDIS_URL";
+	src->cache.cache_namespace = "";
+	src->cache.timeout_ms = 200;
+	src->cache.ttl_s = atoi(env("IMGMOD_REDIS_TTL", "86400"));
+	if (pthread_key_create(&src->clients_key, free_clients) != 0)
+	{
+		snprintf(errbuf, errsize, "out of thread keys");
+		free(src);
+		return NULL;
+	}
+	return src;
+}
+
+void
+origin_sources_close(origin_sources *src)
+{
+	if (src == NULL)
+		return;
+	pthread_key_delete(src->clients_key);
+	free(src);
+}
+
+/* The variant from Redis if it is there and is what the ETag says. */
+static const origin_blob *
+from_redis(origin_sources *src, thread_clients *c, const imgio_cache_config *cache, const origin_variant *v)
+{
+	char		key[320];
+	char		md5[33];
+	uint8_t    *bytes = NULL;
+	size_t		len = 0;
+	imgio_error err;
+	const origin_blob *blob = NULL;
+
+	if (!imgio_cache_enabled(cache) || !imgio_etag_md5(v->etag, md5) ||
+		!imgio_cache_key(key, sizeof(key), cache->cache_namespace, v->image_id, v->version, v->preset))
+		return NULL;
+	if (imgio_cache_get_verified(c->cache, cache, key, IMGIO_DIGEST_MD5, md5, &bytes, &len, &err) ==
+		IMGIO_CACHE_READ_HIT)
+	{
+		blob = origin_lru_put(src->lru, v->object_key, bytes, len, v->etag);
+		free(bytes);
+	}
+	return blob;
+}
+
+origin_fetch
+origin_sources_get(origin_sources *src, origin_catalog *cat, const origin_variant *v,
+				   const origin_blob **blob, origin_tier *tier)
+{
+	thread_clients *c;
+	imgio_cache_config cache = src->cache;
+	imgio_error err;
+	size_t		capacity;
+	size_t		got = 0;
+	uint8_t    *bytes;
+	char		md5[33];
+	char		actual[IMGIO_DIGEST_HEX_MAX];
+
+	*blob = origin_lru_get(src->lru, v->object_key);
+	origin_metrics_tier(ORIGIN_TIER_MEMORY, *blob != NULL);
+	if (*blob)
+	{
+		*tier = ORIGIN_TIER_MEMORY;
+		return ORIGIN_FETCH_OK;
+	}
+	if ((c = clients(src)) == NULL)
+		return ORIGIN_FETCH_STORE_FAILED;
+
+	cache.cache_namespace = origin_catalog_installation(cat);
+	*blob = from_redis(src, c, &cache, v);
+	if (imgio_cache_enabled(&cache))
+		origin_metrics_tier(ORIGIN_TIER_REDIS, *blob != NULL);
+	if (*blob)
+	{
+		*tier = ORIGIN_TIER_REDIS;
+		return ORIGIN_FETCH_OK;
+	}
+
+	capacity = imgio_store_get_capacity((size_t) v->bytes);
+	bytes = malloc(capacity ? capacity : 1);
+	if (bytes == NULL ||
+		!imgio_store_get(c->store, &src->store, v->object_key, (size_t) v->bytes, bytes, capacity, &got, &err) ||
+		(imgio_etag_md5(v->etag, md5) &&
+		 (!imgio_digest_hex(IMGIO_DIGEST_MD5, bytes, got, actual, &err) || strcmp(actual, md5) != 0)))
+	{
+		/* the store failed, or holds something imgmod did not write there */
+		origin_metrics_tier(ORIGIN_TIER_STORE, 0);
+		free(bytes);
+		return ORIGIN_FETCH_STORE_FAILED;
+	}
+	origin_metrics_tier(ORIGIN_TIER_STORE, 1);
+	if (imgio_cache_enabled(&cache))
+	{
+		char		key[320];
+		const char *keys[1] = {key};
+		const uint8_t *values[1] = {bytes};
+
+		/* the next origin (or this one after an eviction) finds it in Redis */
+		if (imgio_cache_key(key, sizeof(key), cache.cache_namespace, v->image_id, v->version, v->preset))
+			(void) imgio_cache_put_many(c->cache, &cache, 1, keys, values, &got);
+	}
+	*blob = origin_lru_put(src->lru, v->object_key, bytes, got, v->etag);
+	free(bytes);
+	if (*blob == NULL)
+		return ORIGIN_FETCH_STORE_FAILED;
+	*tier = ORIGIN_TIER_STORE;
+	return ORIGIN_FETCH_OK;
+}

@@ -1,0 +1,196 @@
+# imgmod-origin against the embedded store: the bytes and headers it serves,
+# conditional requests, HEAD, the tiers, how it follows replace() and
+# delete() through LISTEN (and ignores a forged NOTIFY), a PostgreSQL
+# restart under it, hostile requests, slow clients, a bounded memory cache
+# reported in imgmod.cdn_capacity, and a clean SIGTERM.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::Bin;
+use Digest::MD5 qw(md5_hex);
+use IO::Socket::INET;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use ImgmodTest qw(upright_marked_ppm gradient_ppm ppm_to_jpeg start_node upload_bytes replace_bytes);
+use OriginTest qw(start_origin stop_origin http_get origin_metric);
+
+my $node = start_node('origin', conf => "imgmod.superseded_retention = '1h'");
+my $id = upload_bytes($node, ppm_to_jpeg(upright_marked_ppm(900, 600), 90), 'origin.jpg');
+is($node->safe_psql('postgres', "SELECT imgmod.wait($id)"), 'ready', 'an image is ready');
+my $o = start_origin($node, args => ['--timeout', 2]);
+
+# --- bytes and headers, every preset, both URL forms
+my @presets = split /\n/, $node->safe_psql('postgres', "SELECT preset FROM imgmod.variants WHERE image_id = $id ORDER BY 1");
+is(scalar(@presets), 4, 'four presets');
+for my $p (@presets)
+{
+	my ($md5, $etag) = split /\|/, $node->safe_psql('postgres',
+		"SELECT md5(imgmod.fetch($id, '$p')), etag FROM imgmod.variants WHERE image_id = $id AND preset = '$p'");
+	for my $path ("/i/$id/$p.jpg", "/i/$id/v1/$p.jpg")
+	{
+		my $r = http_get($o, $path);
+		is($r->{status}, 200, "GET $path");
+		is(md5_hex($r->{content}), $md5, "$path: the bytes imgmod.fetch() returns");
+		is($r->{headers}{'content-type'}, 'image/jpeg', "$path: Content-Type");
+		is($r->{headers}{'content-length'}, length($r->{content}), "$path: Content-Length");
+		is($r->{headers}{etag}, $etag, "$path: the ETag of imgmod.variants");
+		is($r->{headers}{'x-content-type-options'}, 'nosniff', "$path: nosniff");
+		like($r->{headers}{'last-modified'} // '', qr/^\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT$/, "$path: Last-Modified");
+		if ($path =~ m{/v1/})
+		{
+			is($r->{headers}{'cache-control'}, 'public, max-age=31536000, immutable', "$path: immutable");
+			ok(!defined $r->{headers}{xkey}, "$path: no surrogate key (it never changes)");
+		}
+		else
+		{
+			is($r->{headers}{'cache-control'}, 'public, max-age=60, s-maxage=31536000', "$path: short browser, long CDN");
+			is($r->{headers}{xkey}, "imgmod-image-$id", "$path: surrogate key naming the image");
+		}
+	}
+}
+my $thumb_etag = $node->safe_psql('postgres', "SELECT etag FROM imgmod.variants WHERE image_id = $id AND preset = 'thumb'");
+my $r = http_get($o, "/i/$id/thumb.jpg", 'If-None-Match' => $thumb_etag);
+is($r->{status}, 304, 'If-None-Match with the ETag: 304');
+is($r->{content} // '', '', 'with no body');
+is($r->{headers}{etag}, $thumb_etag, 'and the same validator');
+is($r->{headers}{'cache-control'}, 'public, max-age=60, s-maxage=31536000', 'and the same cache headers');
+is(http_get($o, "/i/$id/thumb.jpg", 'If-None-Match' => "\"other\", W/$thumb_etag")->{status}, 304, 'a list with a weak match: 304');
+is(http_get($o, "/i/$id/thumb.jpg", 'If-None-Match' => '"other"')->{status}, 200, 'another ETag: 200');
+$r = http_get($o, "/i/$id/v1/medium.jpg", method => 'HEAD');
+is($r->{status}, 200, 'HEAD: 200');
+is($r->{content} // '', '', 'HEAD: no body');
+ok($r->{headers}{'content-length'} > 1000, 'HEAD: the Content-Length of the body');
+is(http_get($o, "/i/$id/thumb.jpg?width=9999&x=../../etc")->{status}, 200, 'a query string is ignored');
+
+# --- tiers: the first request of a variant read the store, the second was a memory hit
+is(origin_metric($o, 'imgmod_origin_tier_hits_total{tier="store"}'), 4, 'each of the 4 variants read from the store once');
+cmp_ok(origin_metric($o, 'imgmod_origin_tier_hits_total{tier="memory"}'), '>=', 4, 'every later request a memory hit');
+
+# --- replace(): the unversioned URL follows as soon as the event arrives
+my $v2 = replace_bytes($node, $id, ppm_to_jpeg(gradient_ppm(700, 500), 90), 'origin-v2.jpg');
+is($node->safe_psql('postgres', "SELECT imgmod.wait($id)"), 'ready', "version $v2 ready");
+my $v2_etag = $node->safe_psql('postgres', "SELECT etag FROM imgmod.variants WHERE image_id = $id AND version = 2 AND preset = 'thumb'");
+my $followed = 0;
+for (1 .. 100)
+{
+	last if ($followed = (http_get($o, "/i/$id/thumb.jpg")->{headers}{etag} // '') eq $v2_etag);
+	select(undef, undef, undef, 0.02);
+}
+ok($followed, 'the unversioned URL serves version 2');
+is(md5_hex(http_get($o, "/i/$id/thumb.jpg")->{content}), $node->safe_psql('postgres', "SELECT md5(imgmod.fetch($id, 'thumb'))"),
+	'with version 2\'s bytes');
+is(http_get($o, "/i/$id/v1/thumb.jpg")->{headers}{etag}, $thumb_etag, 'the v1 URL still serves v1 (kept for the retention)');
+is(http_get($o, "/i/$id/v2/thumb.jpg")->{headers}{etag}, $v2_etag, 'and the v2 URL v2');
+is(http_get($o, "/i/$id/v3/thumb.jpg")->{status}, 404, 'a version that does not exist: 404');
+
+# --- a forged NOTIFY is only a hint: nothing served changes
+$node->safe_psql('postgres', qq{SELECT pg_notify('imgmod_status', '{"image_id": $id, "version": 1, "status": "ready"}')});
+$node->safe_psql('postgres', q{SELECT pg_notify('imgmod_status', 'not json at all')});
+is(http_get($o, "/i/$id/thumb.jpg")->{headers}{etag}, $v2_etag, 'after forged notifications the current version is still 2');
+
+# --- PostgreSQL restarted under the origin
+$node->restart;
+my $back = 0;
+for (1 .. 200)
+{
+	last if ($back = http_get($o, "/i/$id/small.jpg")->{status} == 200);
+	select(undef, undef, undef, 0.05);
+}
+ok($back, 'after a PostgreSQL restart the origin reconnects and serves');
+is(http_get($o, '/healthz')->{status}, 200, '/healthz is 200 again');
+
+# --- hostile requests
+for my $case (
+	['/i/abc/thumb.jpg', 400], ['/i/1/Thumb.jpg', 400], ["/i/$id/../$id/thumb.jpg", 400],
+	["/i/$id/%2e%2e/thumb.jpg", 400], ["/i/$id/%74humb.jpg", 400], ["/i//thumb.jpg", 400],
+	["/i/$id//thumb.jpg", 400], ['/i/99999999999999999999/thumb.jpg', 400], ["/i/$id/thumb.png", 400],
+	["/i/$id/original.jpg", 404], ["/i/$id/master.jpg", 404], ['/i/424242/thumb.jpg', 404],
+	["/i/$id/nonesuch.jpg", 404], ['/etc/passwd', 404], ['/', 404])
+{
+	my ($path, $want) = @$case;
+	my $res = http_get($o, $path);
+	is($res->{status}, $want, "GET $path: $want");
+	unlike($res->{content}, qr/imgmod\.|postgres|store|\/tmp|secret/i, "GET $path: the body tells nothing internal")
+	  if $want != 200;
+}
+like(http_get($o, '/i/424242/thumb.jpg')->{headers}{'cache-control'}, qr/max-age=10\b/, '404 is cached briefly');
+$r = http_get($o, "/i/$id/thumb.jpg", method => 'POST');
+is($r->{status}, 405, 'POST: 405');
+is($r->{headers}{allow}, 'GET, HEAD', 'with Allow');
+is(http_get($o, "/i/$id/thumb.jpg", method => 'DELETE')->{status}, 405, 'DELETE: 405');
+$r = http_get($o, "/i/$id/thumb.jpg", 'X-Padding' => 'x' x 40000);
+ok($r->{status} == 431 || $r->{status} == 400 || $r->{status} == 413, "an oversized header is refused ($r->{status})");
+
+# --- slow clients: 1,000 idle connections do not stop a normal client
+my @idle;
+for (1 .. 1000)
+{
+	my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $o->{port}, Proto => 'tcp') or last;
+	push @idle, $s;
+}
+is(scalar(@idle), 1000, '1,000 idle connections are open');
+is(http_get($o, "/i/$id/thumb.jpg")->{status}, 200, 'a normal client is still served');
+my $closed = 0;
+for my $s (@idle[0 .. 9])
+{
+	$s->blocking(1);
+	my $n = sysread($s, my $buf, 1);    # the origin closes after its timeout (2 s): EOF
+	$closed++ if defined $n && $n == 0;
+}
+is($closed, 10, 'idle connections are closed after the connection timeout');
+close $_ for @idle;
+
+# --- delete(): every URL of the image answers 404
+is($node->safe_psql('postgres', "SELECT imgmod.delete($id)"), '1', 'deleted (version 2; version 1 was superseded already)');
+my $gone = 0;
+for (1 .. 100)
+{
+	last if ($gone = http_get($o, "/i/$id/thumb.jpg")->{status} == 404);
+	select(undef, undef, undef, 0.02);
+}
+ok($gone, 'the current URL answers 404');
+is(http_get($o, "/i/$id/v1/thumb.jpg")->{status}, 404, 'so does v1');
+is(http_get($o, "/i/$id/v2/small.jpg")->{status}, 404, 'and v2');
+
+# --- its capacity in SQL, and a clean stop
+ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM imgmod.cdn_capacity WHERE tier = 'origin-memory' AND items > 0"),
+	'imgmod.cdn_capacity shows the node');
+is(stop_origin($o), 0, 'SIGTERM: the origin exits 0');
+
+# --- a small memory cache: bounded, evicting, and "full" in SQL
+my @ids = map { upload_bytes($node, ppm_to_jpeg(gradient_ppm(1200 + 10 * $_, 900), 92), "many$_.jpg") } 1 .. 8;
+is($node->safe_psql('postgres', "SELECT imgmod.wait($_)"), 'ready', "image $_ ready") for @ids;
+my $capacity = 120_000;
+$o = start_origin($node, args => ['--cache-bytes', $capacity, '--node', 'small-cache']);
+my $requested = 0;
+for my $round (1 .. 3)
+{
+	for my $i (@ids)
+	{
+		for my $p ('large', 'medium', 'small')
+		{
+			my $res = http_get($o, "/i/$i/$p.jpg");
+			$requested += length($res->{content}) if $round == 1;
+		}
+	}
+}
+cmp_ok($requested, '>', 3 * $capacity, "distinct variants requested: $requested bytes, over 3x the capacity");
+my $used = origin_metric($o, 'imgmod_origin_cache_used_bytes');
+cmp_ok($used, '<=', $capacity, "the cache holds $used bytes, within its capacity");
+cmp_ok(origin_metric($o, 'imgmod_origin_cache_evictions_total'), '>', 0, 'evictions are counted');
+my ($rss) = slurp_file('/proc/' . $o->{run}->{KIDS}[0]{PID} . '/status') =~ /^VmRSS:\s+(\d+) kB/m;
+cmp_ok($rss * 1024, '<', $capacity + 48 * 1024 * 1024, "the origin's resident size (" . $rss * 1024 . " bytes) stays under the capacity + 48 MiB");
+ok($node->poll_query_until('postgres',
+		"SELECT used_bytes <= capacity_bytes AND evictions > 0 FROM imgmod.cdn_capacity WHERE node = 'small-cache'"),
+	'imgmod.cdn_capacity: used within capacity, evictions reported');
+# one more round of misses while it is evicting: full
+for my $i (@ids) { http_get($o, "/i/$i/thumb.jpg"); http_get($o, "/i/$i/large.jpg"); }
+ok($node->poll_query_until('postgres', "SELECT state = 'full' FROM imgmod.cdn_capacity WHERE node = 'small-cache'"),
+	'and its state is full while it evicts');
+is(stop_origin($o), 0, 'stopped');
+ok($node->poll_query_until('postgres', "SELECT state = 'stale' FROM imgmod.cdn_capacity WHERE node = 'small-cache'"),
+	'a node that stopped reporting turns stale');
+
+$node->stop;
+done_testing();

@@ -1,0 +1,77 @@
+# Helpers for the imgmod-origin TAP tests: start the daemon against a test
+# node as a login role that has only imgmod_cdn, and talk HTTP to it.
+package OriginTest;
+
+use strict;
+use warnings;
+use Exporter 'import';
+use HTTP::Tiny;
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+our @EXPORT_OK = qw(start_origin stop_origin http_get origin_metric);
+
+# The binary built by make; run-tap.sh passes its path.
+sub origin_binary
+{
+	my $bin = $ENV{IMGMOD_ORIGIN_BIN} or die 'IMGMOD_ORIGIN_BIN is not set: run the TAP suite through scripts/test.sh';
+	die "$bin is not executable: build it with make" unless -x $bin;
+	return $bin;
+}
+
+# Starts imgmod-origin; returns a handle with {port, url, run, log}.
+# %opt: env => {extra environment}, args => [extra flags].
+sub start_origin
+{
+	my ($node, %opt) = @_;
+	$node->safe_psql('postgres', "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'origin') THEN "
+		  . "CREATE ROLE origin LOGIN IN ROLE imgmod_cdn; END IF; END \$\$");
+	my $port = PostgreSQL::Test::Cluster::get_free_port();
+	my %env = (
+		IMGMOD_ORIGIN_CONNINFO => 'host=' . $node->host . ' port=' . $node->port . ' dbname=postgres user=origin',
+		IMGMOD_STORE_DIR => $node->data_dir . '/imgmod/store',
+		%{ $opt{env} // {} });
+	my $log = $node->basedir . "/origin_$port.log";
+	my @cmd = ('env', (map { "$_=$env{$_}" } sort keys %env), origin_binary(), '--port', $port,
+		'--report-interval', 1, @{ $opt{args} // [] });
+	# room for the slow-client test's sockets
+	my $run = IPC::Run::start(['sh', '-c', 'ulimit -n 8192; exec "$@"', 'origin', @cmd], '>', $log, '2>&1');
+	my $o = { port => $port, url => "http://127.0.0.1:$port", run => $run, log => $log };
+	my $http = HTTP::Tiny->new(timeout => 5);
+	for (1 .. 200)
+	{
+		my $r = $http->get("$o->{url}/healthz");
+		return $o if $r->{status} == 200;
+		select(undef, undef, undef, 0.05);
+	}
+	diag(slurp_file($log));
+	die 'imgmod-origin did not become healthy';
+}
+
+# SIGTERM; returns its exit code.
+sub stop_origin
+{
+	my ($o) = @_;
+	$o->{run}->signal('TERM');
+	$o->{run}->finish;
+	return $o->{run}->full_result(0) >> 8;
+}
+
+sub http_get
+{
+	my ($o, $path, %headers) = @_;
+	my $method = delete $headers{method} // 'GET';
+	return HTTP::Tiny->new(timeout => 15)->request($method, "$o->{url}$path", { headers => \%headers });
+}
+
+# One value of /metrics, by its full name with labels.
+sub origin_metric
+{
+	my ($o, $name) = @_;
+	my $text = http_get($o, '/metrics')->{content};
+	return $text =~ /^\Q$name\E (\S+)$/m ? $1 : 0;
+}
+
+1;
