@@ -25,11 +25,23 @@ system("redis-cli -h $rhost -p $rport FLUSHDB >/dev/null") == 0 or die 'redis-cl
 my $big = ppm_to_jpeg(gradient_ppm(6000, 4000), 85);
 my $small = ppm_to_jpeg(upright_marked_ppm(640, 400), 90);
 
+# While the postmaster restarts every backend after the SIGKILL, a psql
+# started at that moment can lose its connection half-way (a broken pipe):
+# such an attempt counts as "not yet", like a refused one, and is retried.
+$SIG{PIPE} = 'IGNORE';
 sub all_ready
 {
 	my ($ids) = @_;
-	return $node->poll_query_until('postgres',
-		"SELECT count(*) = 0 FROM imgmod.images WHERE id IN ($ids) AND status <> 'ready'");
+	for (1 .. 1800)
+	{
+		my $done = eval {
+			$node->safe_psql('postgres',
+				"SELECT count(*) = 0 FROM imgmod.images WHERE id IN ($ids) AND status <> 'ready'") eq 't';
+		};
+		return 1 if $done;
+		select(undef, undef, undef, 0.1);
+	}
+	return 0;
 }
 
 sub check_complete

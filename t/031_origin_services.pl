@@ -27,7 +27,7 @@ my @ids = (upload_bytes($node, ppm_to_jpeg(upright_marked_ppm(800, 500), 90), 't
 	upload_bytes($node, ppm_to_jpeg(gradient_ppm(640, 480), 90), 'tiers2.jpg'));
 is($node->safe_psql('postgres', "SELECT imgmod.wait($_)"), 'ready', "image $_ ready") for @ids;
 my $inst = $node->safe_psql('postgres', 'SELECT id FROM imgmod.installation');
-my $o = start_origin($node, env => { IMGMOD_STORE_DIR => '' });
+my $o = start_origin($node, services => 1);
 sub md5_of { my ($id, $p) = @_; $node->safe_psql('postgres', "SELECT md5(imgmod.fetch($id, '$p'))") }
 sub tier { origin_metric($o, "imgmod_origin_tier_$_[1]_total{tier=\"$_[0]\"}") }
 my ($a, $b) = @ids;

@@ -22,16 +22,21 @@ sub origin_binary
 }
 
 # Starts imgmod-origin; returns a handle with {port, url, run, log}.
-# %opt: env => {extra environment}, args => [extra flags].
+# %opt: services => 1 (S3 and Redis of the suite's environment instead of
+# the embedded store), env => {extra environment}, args => [extra flags].
 sub start_origin
 {
 	my ($node, %opt) = @_;
 	$node->safe_psql('postgres', "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'origin') THEN "
 		  . "CREATE ROLE origin LOGIN IN ROLE imgmod_cdn; END IF; END \$\$");
 	my $port = PostgreSQL::Test::Cluster::get_free_port();
+	# The embedded store unless the test asks for the servers: the suite's
+	# environment names them for every test.
 	my %env = (
 		IMGMOD_ORIGIN_CONNINFO => 'host=' . $node->host . ' port=' . $node->port . ' dbname=postgres user=origin',
-		IMGMOD_STORE_DIR => $node->data_dir . '/imgmod/store',
+		$opt{services}
+		? (IMGMOD_STORE_DIR => '')
+		: (IMGMOD_STORE_DIR => $node->data_dir . '/imgmod/store', IMGMOD_S3_ENDPOINT => '', IMGMOD_REDIS_URL => ''),
 		%{ $opt{env} // {} });
 	my $log = $node->basedir . "/origin_$port.log";
 	my @cmd = ('env', (map { "$_=$env{$_}" } sort keys %env), origin_binary(), '--port', $port,
