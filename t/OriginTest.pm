@@ -13,6 +13,11 @@ use Test::More;
 
 our @EXPORT_OK = qw(start_origin stop_origin http_get origin_metric);
 
+# Origins still running when a test ends (it died half-way) are killed, so
+# none outlives its test.
+my @started;
+END { eval { $_->kill_kill } for @started; }
+
 # The binary built by make; run-tap.sh passes its path.
 sub origin_binary
 {
@@ -43,6 +48,7 @@ sub start_origin
 		'--report-interval', 1, @{ $opt{args} // [] });
 	# room for the slow-client test's sockets
 	my $run = IPC::Run::start(['sh', '-c', 'ulimit -n 8192; exec "$@"', 'origin', @cmd], '>', $log, '2>&1');
+	push @started, $run;
 	my $o = { port => $port, url => "http://127.0.0.1:$port", run => $run, log => $log };
 	my $http = HTTP::Tiny->new(timeout => 5);
 	for (1 .. 200)
