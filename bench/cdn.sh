@@ -33,6 +33,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   [ -f "$WORK/nginx.pid" ] && kill -QUIT "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
   scripts/cluster.sh destroy >/dev/null 2>&1 || true
+  bash scripts/services.sh stop redis >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
@@ -74,7 +75,6 @@ events { worker_connections 4096; }
 http {
   access_log off;
   sendfile on;
-  tcp_nopush on;
   keepalive_requests 1000000;
   types { image/jpeg jpg; }
   server {
