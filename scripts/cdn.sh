@@ -34,7 +34,7 @@ die() { printf 'cdn: ERROR: %s\n' "$*" >&2; exit 1; }
 
 running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
-healthy() { curl -fsS --max-time 2 -o /dev/null "$URL/healthz"; }
+healthy() { curl -fs --max-time 2 -o /dev/null "$URL/healthz" 2>/dev/null; }
 
 sql() { psql -XqAt -v ON_ERROR_STOP=1 -c "$1"; }
 
