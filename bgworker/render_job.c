@@ -191,8 +191,7 @@ static void
 load_source(claimed_job *job)
 {
 	char		key[256];
-	uint8_t    *cached;
-	size_t		len = 0;
+	bytea	   *cached;
 
 	/*
 	 * Whatever sits under the key is used only if it is this version's
@@ -200,11 +199,11 @@ load_source(claimed_job *job)
 	 * variant.
 	 */
 	imgmod_cache_key(key, sizeof(key), job->image_id, job->version, "source");
-	cached = imgmod_cache_get_verified(key, IMGIO_DIGEST_SHA256, job->master_sha256, &len);
+	cached = imgmod_cache_get_verified(key, IMGIO_DIGEST_SHA256, job->master_sha256);
 	if (cached != NULL)
 	{
-		job->source = cached;
-		job->source_len = len;
+		job->source = (uint8_t *) VARDATA(cached);
+		job->source_len = VARSIZE(cached) - VARHDRSZ;
 		job->source_is_staged = true;
 		job->source_origin = "redis";
 		return;

@@ -69,18 +69,18 @@ imgmod_cache_put_many(int n, const char *const *keys, const uint8_t *const *valu
 	return imgio_cache_put_many(cache_client(), &c, n, keys, values, lens);
 }
 
-uint8_t *
-imgmod_cache_get_verified(const char *key, imgio_digest_kind kind, const char *expected_hex,
-						  size_t *len)
+bytea *
+imgmod_cache_get_verified(const char *key, imgio_digest_kind kind, const char *expected_hex)
 {
 	imgio_cache_config c = current_config();
 	imgio_error err = {0};
 	uint8_t    *bytes = NULL;
-	uint8_t    *copy;
+	size_t		n = 0;
+	bytea	   *copy;
 
 	if (!imgio_cache_enabled(&c))
 		return NULL;
-	switch (imgio_cache_get_verified(cache_client(), &c, key, kind, expected_hex, &bytes, len, &err))
+	switch (imgio_cache_get_verified(cache_client(), &c, key, kind, expected_hex, &bytes, &n, &err))
 	{
 		case IMGIO_CACHE_READ_HIT:
 			break;
@@ -89,16 +89,19 @@ imgmod_cache_get_verified(const char *key, imgio_digest_kind kind, const char *e
 		case IMGIO_CACHE_READ_POISONED:
 			ereport(WARNING,
 					(errmsg("imgmod: discarded %zu bytes read from Redis key \"%s\": their %s does not match the digest recorded in PostgreSQL",
-							*len, key, imgio_digest_name(kind)),
+							n, key, imgio_digest_name(kind)),
 					 errhint("Something other than imgmod wrote this key, or it predates a restore; imgmod falls back to its own copy.")));
 			return NULL;
 		case IMGIO_CACHE_READ_FAILED:
 			elog(ERROR, "imgmod: %s", err.message);
 	}
-	/* the caller's memory, so the caller's context frees it */
-	copy = palloc_extended(*len, MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+	/* the caller's memory, so the caller's context frees it: the one copy */
+	copy = palloc_extended(VARHDRSZ + n, MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
 	if (copy != NULL)
-		memcpy(copy, bytes, *len);
+	{
+		SET_VARSIZE(copy, VARHDRSZ + n);
+		memcpy(VARDATA(copy), bytes, n);
+	}
 	pfree(bytes);
 	return copy;
 }

@@ -164,9 +164,6 @@ variant_from_cache(int64 image_id, int32 version, const char *preset, const char
 {
 	char		md5[33];
 	char		key[256];
-	uint8_t    *bytes;
-	size_t		len = 0;
-	bytea	   *result;
 
 	if (imgmod_redis_url == NULL || imgmod_redis_url[0] == '\0' || !imgio_etag_md5(etag, md5))
 		return NULL;
@@ -174,14 +171,7 @@ variant_from_cache(int64 image_id, int32 version, const char *preset, const char
 		return NULL;
 	imgmod_cache_set_namespace(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	imgmod_cache_key(key, sizeof(key), image_id, version, preset);
-	bytes = imgmod_cache_get_verified(key, IMGIO_DIGEST_MD5, md5, &len);
-	if (bytes == NULL)
-		return NULL;
-	result = palloc(VARHDRSZ + len);
-	SET_VARSIZE(result, VARHDRSZ + len);
-	memcpy(VARDATA(result), bytes, len);
-	pfree(bytes);
-	return result;
+	return imgmod_cache_get_verified(key, IMGIO_DIGEST_MD5, md5);
 }
 
 PG_FUNCTION_INFO_V1(imgmod_fetch);

@@ -237,10 +237,12 @@ int			imgmod_cache_put_many(int n, const char *const *keys, const uint8_t *const
  * GET a key into palloc'd memory, returned only when it hashes to the
  * expected digest (image_versions.master_sha256, or a variant's unquoted
  * etag); a mismatch is counted as poisoned, logged and the key deleted.
- * NULL on a miss, a mismatch, an error, or when the cache is off.
+ * The bytes come as a bytea in the caller's memory context, ready to be
+ * returned or read in place.  NULL on a miss, a mismatch, an error, or when
+ * the cache is off.
  */
-uint8_t    *imgmod_cache_get_verified(const char *key, imgio_digest_kind kind,
-									  const char *expected_hex, size_t *len);
+bytea	   *imgmod_cache_get_verified(const char *key, imgio_digest_kind kind,
+									  const char *expected_hex);
 /* DEL the keys in one round trip; returns how many existed.  Never errors. */
 int			imgmod_cache_delete_many(int n, const char *const *keys);
 /* Drop every key of one image version: its source and the named presets. */
