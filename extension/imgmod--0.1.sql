@@ -242,9 +242,11 @@ CREATE TABLE imgmod.events (
     error         text,
     payload       jsonb NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
-    published_at  timestamptz
+    published_at  timestamptz,
+    txid          xid8 NOT NULL DEFAULT pg_current_xact_id()
 );
 CREATE INDEX events_image_idx ON imgmod.events (image_id, id);
+CREATE INDEX events_commit_order_idx ON imgmod.events (txid, id);
 CREATE INDEX events_unpublished_idx ON imgmod.events (id) WHERE published_at IS NULL;
 COMMENT ON TABLE imgmod.events IS 'Transactional outbox of status changes. Each row is written in the same transaction as the change and sent as JSON on NOTIFY imgmod_status when that transaction commits.';
 COMMENT ON COLUMN imgmod.events.id IS 'Event id; consumers de-duplicate on it.';
@@ -257,6 +259,7 @@ COMMENT ON COLUMN imgmod.events.error IS 'Error message for failed and dead.';
 COMMENT ON COLUMN imgmod.events.payload IS 'The JSON document sent to subscribers.';
 COMMENT ON COLUMN imgmod.events.created_at IS 'When the change happened.';
 COMMENT ON COLUMN imgmod.events.published_at IS 'When an external publisher acknowledged it; NULL while pending.';
+COMMENT ON COLUMN imgmod.events.txid IS 'The transaction that wrote the event. A consumer with a cursor (the edge purger) reads events in (txid, id) order and only from transactions older than every one still running, so an event whose transaction commits late is never skipped.';
 
 CREATE FUNCTION imgmod._emit(p_image bigint, p_version integer, p_status text,
                              p_stage text, p_attempt integer, p_error text,
@@ -765,6 +768,124 @@ $$;
 COMMENT ON FUNCTION imgmod.srcset(bigint) IS
   'The srcset attribute of an <img> for the current version: the versioned URL and width of every variant whose preset has a width ("url 256w, url 512w, ..."); NULL when the image has none.';
 
+-- ------------------------------------------------------------- CDN edges
+
+-- Surrogate keys: imgmod-origin tags each response with keys (its xkey
+-- header), and a change purges exactly the keys whose responses it makes
+-- wrong.  The two must agree; origin/http.c formats the same keys.
+CREATE FUNCTION imgmod.cdn_purge_keys(image_id bigint, version integer, status text)
+RETURNS text[]
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS
+$$
+    SELECT CASE cdn_purge_keys.status
+             -- a version became current: the unversioned URLs, and any 404
+             -- an edge cached for the new version's URLs before it was ready
+             WHEN 'ready' THEN array_remove(ARRAY['imgmod-image-' || cdn_purge_keys.image_id,
+                                                  'imgmod-image-' || cdn_purge_keys.image_id || '-v' || cdn_purge_keys.version], NULL)
+             -- a superseded version's objects were deleted: its immutable URLs
+             WHEN 'purged' THEN array_remove(ARRAY['imgmod-image-' || cdn_purge_keys.image_id || '-v' || cdn_purge_keys.version], NULL)
+             -- every URL of the image
+             WHEN 'deleted' THEN ARRAY['imgmod-image-' || cdn_purge_keys.image_id || '-all']
+           END
+$$;
+COMMENT ON FUNCTION imgmod.cdn_purge_keys(bigint, integer, text) IS
+  'The surrogate keys an event makes stale at a CDN edge: ready (a version became current) purges imgmod-image-{id} (every unversioned URL) and imgmod-image-{id}-v{n}; purged (a superseded version''s objects were deleted) purges imgmod-image-{id}-v{n}; deleted purges imgmod-image-{id}-all (every URL). NULL for events that change nothing served.';
+
+CREATE TABLE imgmod.cdn_edges (
+    purge_url            text PRIMARY KEY,
+    cursor_txid          xid8 NOT NULL,
+    cursor_event         bigint NOT NULL,
+    purges_sent          bigint NOT NULL DEFAULT 0,
+    purges_acknowledged  bigint NOT NULL DEFAULT 0,
+    purges_retried       bigint NOT NULL DEFAULT 0,
+    events_delivered     bigint NOT NULL DEFAULT 0,
+    failures_in_row      integer NOT NULL DEFAULT 0,
+    next_attempt_at      timestamptz NOT NULL DEFAULT now(),
+    last_error           text,
+    last_acknowledged_at timestamptz,
+    added_at             timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE imgmod.cdn_edges IS 'The edge purger''s durable state, one row per URL in imgmod.cdn_purge_urls (rows come and go with the setting): how far through imgmod.events each edge has acknowledged purges, and its counters. Read it through imgmod.cdn_purge_status.';
+COMMENT ON COLUMN imgmod.cdn_edges.purge_url IS 'Where purges are sent (HTTP method PURGE, header xkey-purge).';
+COMMENT ON COLUMN imgmod.cdn_edges.cursor_txid IS 'With cursor_event: the last event, in (txid, id) order, whose purge this edge acknowledged (or that needed none).';
+COMMENT ON COLUMN imgmod.cdn_edges.cursor_event IS 'See cursor_txid.';
+COMMENT ON COLUMN imgmod.cdn_edges.purges_sent IS 'Purge requests sent, first attempts and retries.';
+COMMENT ON COLUMN imgmod.cdn_edges.purges_acknowledged IS 'Purge requests the edge answered with 200.';
+COMMENT ON COLUMN imgmod.cdn_edges.purges_retried IS 'Purge requests sent again after a failure.';
+COMMENT ON COLUMN imgmod.cdn_edges.events_delivered IS 'Events whose purge the edge acknowledged.';
+COMMENT ON COLUMN imgmod.cdn_edges.failures_in_row IS 'Failed attempts since the last acknowledgement; the backoff grows with it.';
+COMMENT ON COLUMN imgmod.cdn_edges.next_attempt_at IS 'Not before this is the next attempt made (backoff after a failure).';
+COMMENT ON COLUMN imgmod.cdn_edges.last_error IS 'Why the last attempt failed; NULL after an acknowledgement.';
+COMMENT ON COLUMN imgmod.cdn_edges.last_acknowledged_at IS 'When the edge last acknowledged a purge.';
+COMMENT ON COLUMN imgmod.cdn_edges.added_at IS 'When the URL was first configured; events from transactions already finished then are not its business (its cache did not hold their images'' bytes through imgmod yet).';
+
+CREATE VIEW imgmod.cdn_purge_status AS
+SELECT c.purge_url,
+       c.purges_sent AS sent,
+       c.purges_acknowledged AS acknowledged,
+       c.purges_retried AS retried,
+       coalesce(p.pending, 0) AS pending,
+       now() - p.oldest AS oldest_pending_age,
+       c.events_delivered,
+       c.failures_in_row,
+       c.last_error,
+       CASE WHEN c.failures_in_row > 0 THEN c.next_attempt_at END AS next_attempt_at,
+       c.last_acknowledged_at
+  FROM imgmod.cdn_edges c
+  LEFT JOIN LATERAL (
+        SELECT count(*) AS pending, min(e.created_at) AS oldest
+          FROM imgmod.events e
+         WHERE (e.txid, e.id) > (c.cursor_txid, c.cursor_event)
+           AND e.status IN ('ready', 'purged', 'deleted')) p ON true;
+COMMENT ON VIEW imgmod.cdn_purge_status IS 'Every CDN edge purges are sent to (imgmod.cdn_purge_urls) and how delivery goes: sent, acknowledged and retried requests, pending events (changes the edge has not acknowledged yet) and the age of the oldest, the failures in a row and the last error. pending > 0 with an old oldest_pending_age means the edge may serve stale bytes: see last_error.';
+
+CREATE FUNCTION imgmod.cdn_report_varnish(node text, stats jsonb, report_interval interval DEFAULT '5 s')
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS
+$$
+DECLARE
+    v_counters jsonb;
+    v_storage jsonb;
+    v_capacity bigint;
+    v_used bigint;
+BEGIN
+    IF stats IS NULL OR jsonb_typeof(stats) <> 'object' THEN
+        RAISE EXCEPTION 'imgmod.cdn_report_varnish: stats must be the JSON object varnishstat -j prints'
+              USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- varnishstat 6.5+ nests the counters under "counters"; older ones do not
+    v_counters := coalesce(stats->'counters', stats);
+    IF jsonb_typeof(v_counters) <> 'object' OR NOT v_counters ? 'MAIN.n_object' THEN
+        RAISE EXCEPTION 'imgmod.cdn_report_varnish: no MAIN.n_object counter: this is not the output of varnishstat -j'
+              USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- The cache's capacity is its malloc/file storages (SMA.*, SMF.*), not
+    -- Transient, which holds short-lived and uncacheable objects.
+    SELECT sum((c.value->>'value')::numeric) FILTER (WHERE c.key ~ '\.g_bytes$'),
+           sum((c.value->>'value')::numeric) FILTER (WHERE c.key ~ '\.g_space$')
+      INTO v_used, v_capacity
+      FROM jsonb_each(v_counters) c
+     WHERE c.key ~ '^SM[AF]\.' AND c.key !~ '^SM[AF]\.Transient\.'
+       AND jsonb_typeof(c.value->'value') = 'number';
+    IF v_used IS NULL OR v_capacity IS NULL THEN
+        RAISE EXCEPTION 'imgmod.cdn_report_varnish: no storage counters (SMA.<name>.g_bytes and g_space)'
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Start varnishd with a malloc or file storage, e.g. -s imgmod=malloc,256m.';
+    END IF;
+    PERFORM imgmod.cdn_report(node, 'edge', v_capacity + v_used, v_used,
+                              (v_counters#>>'{MAIN.n_object,value}')::bigint,
+                              coalesce((v_counters#>>'{MAIN.cache_hit,value}')::bigint, 0),
+                              coalesce((v_counters#>>'{MAIN.cache_miss,value}')::bigint, 0),
+                              coalesce((v_counters#>>'{MAIN.n_lru_nuked,value}')::bigint, 0),
+                              report_interval);
+END
+$$;
+COMMENT ON FUNCTION imgmod.cdn_report_varnish(text, jsonb, interval) IS
+  'Called beside a Varnish edge every few seconds with the output of varnishstat -j: records it in imgmod.cdn_nodes as tier edge (capacity = storage bytes used + free, items = MAIN.n_object, hits, misses, evictions = MAIN.n_lru_nuked). Granted to imgmod_cdn.';
+
 -- ---------------------------------------------------------- retry topic
 
 CREATE FUNCTION imgmod.retry_request_counters(OUT outcome text, OUT total bigint)
@@ -864,11 +985,14 @@ GRANT INSERT, UPDATE, DELETE ON imgmod.presets TO imgmod_admin;
 GRANT SELECT ON imgmod.jobs, imgmod.rejections, imgmod.installation, imgmod.idempotency_keys,
                 imgmod.queue, imgmod.status_counts, imgmod.rejection_stats,
                 imgmod.stats, imgmod.cache_stats, imgmod.retry_request_stats,
-                imgmod.cdn_nodes, imgmod.cdn_capacity, imgmod.storage_usage
+                imgmod.cdn_nodes, imgmod.cdn_capacity, imgmod.storage_usage,
+                imgmod.cdn_edges, imgmod.cdn_purge_status
       TO imgmod_admin;
+GRANT EXECUTE ON FUNCTION imgmod.cdn_purge_keys(bigint, integer, text) TO imgmod_admin;
 
 -- The CDN origin.
 GRANT SELECT ON imgmod.images, imgmod.image_versions, imgmod.variants, imgmod.presets, imgmod.installation
       TO imgmod_cdn;
-GRANT EXECUTE ON FUNCTION imgmod.cdn_report(text, text, bigint, bigint, bigint, bigint, bigint, bigint, interval)
+GRANT EXECUTE ON FUNCTION imgmod.cdn_report(text, text, bigint, bigint, bigint, bigint, bigint, bigint, interval),
+                          imgmod.cdn_report_varnish(text, jsonb, interval)
       TO imgmod_cdn;

@@ -84,7 +84,7 @@ SELECT * FROM imgmod.queue;
 SQL
 
 echo
-echo "-- The CDN origin serves the variants over HTTP (scripts/cdn.sh)"
+echo "-- The CDN serves the variants over HTTP (scripts/cdn.sh): a Varnish edge in front of imgmod-origin"
 export PGDATABASE=imgmod_demo
 bash scripts/cdn.sh stop >/dev/null 2>&1 || true
 bash scripts/cdn.sh start
@@ -93,11 +93,19 @@ ID=$(psql -XqAt -c "SELECT min(image_id) FROM imgmod.variants v JOIN imgmod.imag
 ETAG=$(psql -XqAt -c "SELECT etag FROM imgmod.variants v JOIN imgmod.images i ON i.id = v.image_id AND i.current_version = v.version WHERE v.image_id = $ID AND v.preset = 'medium'")
 echo "\$ curl -sS -D - -o /dev/null $IMGMOD_CDN_URL/i/$ID/medium.jpg"
 curl -sS -D - -o /dev/null "$IMGMOD_CDN_URL/i/$ID/medium.jpg"
+echo "\$ curl -sS -D - -o /dev/null $IMGMOD_CDN_URL/i/$ID/medium.jpg   # again: X-Cache: HIT at an edge"
+curl -sS -D - -o /dev/null "$IMGMOD_CDN_URL/i/$ID/medium.jpg"
 echo "\$ curl -sS -D - -o /dev/null -H 'If-None-Match: $ETAG' $IMGMOD_CDN_URL/i/$ID/medium.jpg"
 curl -sS -D - -o /dev/null -H "If-None-Match: $ETAG" "$IMGMOD_CDN_URL/i/$ID/medium.jpg"
+# the edge's reporter writes every 5 s
+for _ in $(seq 100); do
+  [ "$(psql -XqAt -c "SELECT count(*) FROM imgmod.cdn_capacity WHERE tier = 'edge' AND hits > 0")" != 0 ] && break
+  sleep 0.1
+done
 psql -X -c "SELECT node, tier, used_bytes, items, hits, misses, state FROM imgmod.cdn_capacity"
+psql -X -c "SELECT purge_url, sent, acknowledged, pending FROM imgmod.cdn_purge_status"
 
 echo
 echo "The demo cluster is still running: eval \"\$(scripts/cluster.sh env)\"; psql -d imgmod_demo"
-echo "The origin too, on $IMGMOD_CDN_URL (scripts/cdn.sh stop)."
+echo "The CDN too: $IMGMOD_CDN_URL, the origin on $IMGMOD_ORIGIN_URL (scripts/cdn.sh stop)."
 echo "Remove the cluster with: scripts/cluster.sh destroy"

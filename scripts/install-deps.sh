@@ -14,8 +14,8 @@ PACKAGES=(
   libcurl4-openssl-dev libhiredis-dev librdkafka-dev
   # digests in the I/O library (src/io)
   libssl-dev
-  # the CDN origin
-  libmicrohttpd-dev libpq-dev curl
+  # the CDN origin, and its edge
+  libmicrohttpd-dev libpq-dev curl varnish varnish-modules
   # tests
   libipc-run-perl valgrind libjpeg-turbo-progs strace
   # check-jsonschema (docker/docker-compose.yml) runs from a venv

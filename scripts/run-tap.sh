@@ -11,7 +11,7 @@ PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress"
 BINDIR=$(pg_config --bindir)
 
 WORK=$(mktemp -d /tmp/imgmod-tap.XXXXXX)
-cp -r "$ROOT/t" "$ROOT/test" "$WORK/"
+cp -r "$ROOT/t" "$ROOT/test" "$ROOT/edge" "$WORK/"
 mkdir -p "$WORK/tmp_check"
 if [ "$(id -u)" = 0 ]; then
   chown -R postgres:postgres "$WORK"

@@ -75,5 +75,63 @@ SELECT imgmod.delete(:id);
 SELECT imgmod.url(:id, 'thumb');
 RESET imgmod.cdn_base_url;
 
+-- The edge: Varnish's counters (varnishstat -j, 6.5+ nests them under
+-- "counters"; older versions do not) become tier edge.  Transient storage
+-- is not the cache's capacity.
+SET ROLE imgmod_test_origin;
+SELECT imgmod.cdn_report_varnish('edge-a', '{"version": 1, "timestamp": "2026-12-01T10:00:00", "counters": {
+  "MAIN.n_object": {"description": "object structs made", "flag": "g", "format": "i", "value": 12},
+  "MAIN.cache_hit": {"flag": "c", "value": 90}, "MAIN.cache_miss": {"flag": "c", "value": 10},
+  "MAIN.n_lru_nuked": {"flag": "c", "value": 0},
+  "SMA.imgmod.g_bytes": {"value": 3000000}, "SMA.imgmod.g_space": {"value": 1194304},
+  "SMA.Transient.g_bytes": {"value": 777}, "SMA.Transient.g_space": {"value": 0}}}');
+SELECT imgmod.cdn_report_varnish('edge-b', '{"MAIN.n_object": {"value": 3}, "MAIN.cache_hit": {"value": 1},
+  "MAIN.cache_miss": {"value": 2}, "MAIN.n_lru_nuked": {"value": 4},
+  "SMF.disk.g_bytes": {"value": 100}, "SMF.disk.g_space": {"value": 900}}', '1 s');
+SELECT imgmod.cdn_report_varnish('edge-b', '{"MAIN.n_object": {"value": 3}, "MAIN.cache_hit": {"value": 1},
+  "MAIN.cache_miss": {"value": 5}, "MAIN.n_lru_nuked": {"value": 6},
+  "SMF.disk.g_bytes": {"value": 990}, "SMF.disk.g_space": {"value": 10}}', '1 s');
+-- What is not varnishstat's output is refused, with the reason.
+SELECT imgmod.cdn_report_varnish('edge-x', '[1, 2]');
+SELECT imgmod.cdn_report_varnish('edge-x', '"MAIN.n_object"');
+SELECT imgmod.cdn_report_varnish('edge-x', NULL);
+SELECT imgmod.cdn_report_varnish('edge-x', '{"counters": {"MAIN.cache_hit": {"value": 1}}}');
+SELECT imgmod.cdn_report_varnish('edge-x', '{"MAIN.n_object": {"value": 1}}');
+SELECT imgmod.cdn_report_varnish('edge-x', '{"MAIN.n_object": {"value": 1}, "SMA.Transient.g_bytes": {"value": 1}, "SMA.Transient.g_space": {"value": 1}}');
+SELECT imgmod.cdn_report_varnish('edge-x', '{"MAIN.n_object": {"value": -1}, "SMA.s0.g_bytes": {"value": 1}, "SMA.s0.g_space": {"value": 1}}');
+SELECT imgmod.cdn_report_varnish('edge-x', '{"MAIN.n_object": {"value": "many"}, "SMA.s0.g_bytes": {"value": 1}, "SMA.s0.g_space": {"value": 1}}');
+SELECT imgmod.cdn_report_varnish('edge-x', '{"MAIN.n_object": {"value": 1e30}, "SMA.s0.g_bytes": {"value": 1}, "SMA.s0.g_space": {"value": 1}}');
+SELECT imgmod.cdn_report_varnish('../edge', '{"MAIN.n_object": {"value": 1}, "SMA.s0.g_bytes": {"value": 1}, "SMA.s0.g_space": {"value": 1}}');
+RESET ROLE;
+SELECT node, tier, capacity_bytes, used_bytes, items, hits, misses, evictions, state
+  FROM imgmod.cdn_capacity WHERE tier = 'edge' ORDER BY node;
+-- The application may not report; the purge state is for operators.
+SET ROLE imgmod_test_shop;
+SELECT imgmod.cdn_report_varnish('edge-c', '{}');
+SELECT count(*) FROM imgmod.cdn_purge_status;
+RESET ROLE;
+SET ROLE imgmod_test_origin;
+SELECT count(*) FROM imgmod.cdn_purge_status;
+SELECT count(*) FROM imgmod.cdn_edges;
+RESET ROLE;
+
+-- Which surrogate keys a change purges (the origin tags responses with the
+-- same): a new current version, a purged version, a deleted image; other
+-- events purge nothing.
+SELECT s AS status, imgmod.cdn_purge_keys(42, 3, s) AS keys
+  FROM unnest(ARRAY['ready', 'purged', 'deleted', 'received', 'rendered', 'failed', 'superseded']) s;
+SELECT imgmod.cdn_purge_keys(42, NULL, 'ready') AS ready_without_version;
+
+-- Edges to purge are a list of http(s) URLs without credentials.
+\set VERBOSITY default
+ALTER SYSTEM SET imgmod.cdn_purge_urls = 'ftp://edge.example/';
+ALTER SYSTEM SET imgmod.cdn_purge_urls = 'http://user:secret@edge.example/';
+ALTER SYSTEM SET imgmod.cdn_purge_urls = 'http://edge.example/ x';
+ALTER SYSTEM SET imgmod.cdn_purge_urls = 'http://a/,http://b/,http://c/,http://d/,http://e/,http://f/,http://g/,http://h/,http://i/,http://j/,http://k/,http://l/,http://m/,http://n/,http://o/,http://p/,http://q/';
+ALTER SYSTEM SET imgmod.cdn_purge_urls = ' http://edge-1.example:6081/ , https://edge-2.example/purge ,';
+ALTER SYSTEM RESET imgmod.cdn_purge_urls;
+SET imgmod.cdn_purge_urls = 'http://edge.example/';
+\set VERBOSITY terse
+
 DELETE FROM imgmod.cdn_nodes;
 DROP ROLE imgmod_test_origin, imgmod_test_shop;

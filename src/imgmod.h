@@ -60,6 +60,12 @@ extern char *imgmod_kafka_ssl_ca_location;
 extern int	imgmod_outbox_retention_s;
 extern int	imgmod_idempotency_retention_s;
 extern int	imgmod_superseded_retention_s;
+extern char *imgmod_cdn_purge_urls;
+extern int	imgmod_cdn_purge_timeout_ms;
+extern int	imgmod_cdn_purge_max_backoff_ms;
+
+/* Edge purger (bgworker/edge_purger.c): is this a valid imgmod.cdn_purge_urls? */
+bool		imgmod_cdn_purge_urls_valid(const char *list, char *why, size_t whylen);
 
 typedef enum imgmod_mismatch
 {

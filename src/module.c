@@ -48,4 +48,5 @@ _PG_init(void)
 		register_process("imgmod_worker_main", name, "imgmod worker", i);
 	}
 	register_process("imgmod_publisher_main", "imgmod publisher", "imgmod publisher", 0);
+	register_process("imgmod_edge_purger_main", "imgmod edge purger", "imgmod edge purger", 0);
 }

@@ -61,6 +61,9 @@ int			imgmod_idempotency_retention_s = 86400;
 
 /* Read by SQL only (imgmod.url(), imgmod.cdn_capacity), through current_setting(). */
 static char *cdn_base_url = NULL;
+char	   *imgmod_cdn_purge_urls = NULL;
+int			imgmod_cdn_purge_timeout_ms = 2000;
+int			imgmod_cdn_purge_max_backoff_ms = 10000;
 static double cdn_capacity_warn = 0.9;
 int			imgmod_superseded_retention_s = 86400;
 
@@ -189,6 +192,20 @@ check_kafka_security_protocol(char **newval, void **extra, GucSource source)
 		if (pg_strcasecmp(*newval, allowed[i]) == 0)
 			return true;
 	GUC_check_errdetail("imgmod.kafka_security_protocol must be plaintext, ssl, sasl_plaintext or sasl_ssl (or empty).");
+	return false;
+}
+
+static bool
+check_cdn_purge_urls(char **newval, void **extra, GucSource source)
+{
+	char		why[256];
+
+	(void) extra;
+	(void) source;
+	if (imgmod_cdn_purge_urls_valid(*newval, why, sizeof(why)))
+		return true;
+	GUC_check_errdetail("%s", why);
+	GUC_check_errhint("Give a comma-separated list of http:// or https:// URLs of the edges, e.g. http://10.0.0.5:6081/.");
 	return false;
 }
 
@@ -351,6 +368,19 @@ imgmod_define_settings(void)
 	DefineCustomStringVariable("imgmod.cdn_base_url",
 							   "Base URL of the CDN in front of imgmod-origin, e.g. https://img.example.com; imgmod.url() and imgmod.srcset() build on it.",
 							   NULL, &cdn_base_url, "", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("imgmod.cdn_purge_urls",
+							   "CDN edges (Varnish with xkey) that get a surrogate-key purge whenever an image changes: a comma-separated list of URLs; empty means no edge.",
+							   "The edge purger sends PURGE with an xkey-purge header to each, from the events outbox, and retries until the edge answers 200.",
+							   &imgmod_cdn_purge_urls, "", PGC_SIGHUP, 0, check_cdn_purge_urls, NULL, NULL);
+	DefineCustomIntVariable("imgmod.cdn_purge_timeout",
+							"Time allowed for one purge request to an edge, connection included.",
+							NULL, &imgmod_cdn_purge_timeout_ms, 2000, 100, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("imgmod.cdn_purge_max_backoff",
+							"Longest wait between two attempts to deliver a purge to an edge that keeps failing.",
+							"The wait doubles from 250 ms with each failure in a row, up to this.",
+							&imgmod_cdn_purge_max_backoff_ms, 10000, 250, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomRealVariable("imgmod.cdn_capacity_warn",
 							 "Share of a CDN cache's capacity in use at which imgmod.cdn_capacity says warn.",
 							 NULL, &cdn_capacity_warn, 0.9, 0.0, 1.0, PGC_SUSET, 0, NULL, NULL, NULL);

@@ -258,4 +258,21 @@ int			imgio_cache_drop_version(imgio_cache_client *client, const imgio_cache_con
 									 int64_t image_id, int version, int npresets,
 									 const char *const *presets);
 
+/* ------------------------------------------------------------ CDN edges */
+
+/* Longest surrogate-key list one purge request carries. */
+#define IMGIO_PURGE_KEYS_MAX 4096
+
+/* Keys are space-separated words of [A-Za-z0-9._-], at most IMGIO_PURGE_KEYS_MAX long. */
+bool		imgio_purge_keys_valid(const char *keys);
+
+/*
+ * Send "PURGE url" with "xkey-purge: keys" and wait at most timeout_ms.
+ * True only when the edge answered 200; otherwise err says why (the edge's
+ * status and the first line of its answer, or why it could not be reached)
+ * and *http_status is the status (0 when there was no answer).
+ */
+bool		imgio_edge_purge(const char *url, const char *keys, long timeout_ms, long *http_status,
+							 imgio_error *err);
+
 #endif							/* IMGIO_H */
