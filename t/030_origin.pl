@@ -16,6 +16,21 @@ use Test::More;
 use ImgmodTest qw(upright_marked_ppm gradient_ppm ppm_to_jpeg start_node upload_bytes replace_bytes);
 use OriginTest qw(start_origin stop_origin http_get origin_metric);
 
+# The surrogate keys an edge purges by, the same in xkey and Surrogate-Key
+# (the contract with the extension's purges: origin/route.h).
+sub surrogate_keys_are
+{
+	my ($res, $want, $what) = @_;
+	is($res->{headers}{xkey}, $want, "$what: xkey");
+	is($res->{headers}{'surrogate-key'}, $want, "$what: Surrogate-Key");
+}
+
+sub no_surrogate_keys
+{
+	my ($res, $what) = @_;
+	ok(!defined $res->{headers}{xkey} && !defined $res->{headers}{'surrogate-key'}, "$what: no surrogate key");
+}
+
 my $node = start_node('origin', conf => "imgmod.superseded_retention = '1h'");
 my $id = upload_bytes($node, ppm_to_jpeg(upright_marked_ppm(900, 600), 90), 'origin.jpg');
 is($node->safe_psql('postgres', "SELECT imgmod.wait($id)"), 'ready', 'an image is ready');
@@ -41,12 +56,12 @@ for my $p (@presets)
 		if ($path =~ m{/v1/})
 		{
 			is($r->{headers}{'cache-control'}, 'public, max-age=31536000, immutable', "$path: immutable");
-			ok(!defined $r->{headers}{xkey}, "$path: no surrogate key (it never changes)");
+			surrogate_keys_are($r, "imgmod-image-$id-v1 imgmod-image-$id-all", $path);
 		}
 		else
 		{
 			is($r->{headers}{'cache-control'}, 'public, max-age=60, s-maxage=31536000', "$path: short browser, long CDN");
-			is($r->{headers}{xkey}, "imgmod-image-$id", "$path: surrogate key naming the image");
+			surrogate_keys_are($r, "imgmod-image-$id imgmod-image-$id-all", $path);
 		}
 	}
 }
@@ -56,6 +71,10 @@ is($r->{status}, 304, 'If-None-Match with the ETag: 304');
 is($r->{content} // '', '', 'with no body');
 is($r->{headers}{etag}, $thumb_etag, 'and the same validator');
 is($r->{headers}{'cache-control'}, 'public, max-age=60, s-maxage=31536000', 'and the same cache headers');
+surrogate_keys_are($r, "imgmod-image-$id imgmod-image-$id-all", '304 of the current URL');
+$r = http_get($o, "/i/$id/v1/thumb.jpg", 'If-None-Match' => $thumb_etag);
+is($r->{status}, 304, 'the versioned URL with the ETag: 304');
+surrogate_keys_are($r, "imgmod-image-$id-v1 imgmod-image-$id-all", '304 of the versioned URL');
 is(http_get($o, "/i/$id/thumb.jpg", 'If-None-Match' => "\"other\", W/$thumb_etag")->{status}, 304, 'a list with a weak match: 304');
 is(http_get($o, "/i/$id/thumb.jpg", 'If-None-Match' => '"other"')->{status}, 200, 'another ETag: 200');
 $r = http_get($o, "/i/$id/v1/medium.jpg", method => 'HEAD');
@@ -83,7 +102,18 @@ is(md5_hex(http_get($o, "/i/$id/thumb.jpg")->{content}), $node->safe_psql('postg
 	'with version 2\'s bytes');
 is(http_get($o, "/i/$id/v1/thumb.jpg")->{headers}{etag}, $thumb_etag, 'the v1 URL still serves v1 (kept for the retention)');
 is(http_get($o, "/i/$id/v2/thumb.jpg")->{headers}{etag}, $v2_etag, 'and the v2 URL v2');
-is(http_get($o, "/i/$id/v3/thumb.jpg")->{status}, 404, 'a version that does not exist: 404');
+$r = http_get($o, "/i/$id/v3/thumb.jpg");
+is($r->{status}, 404, 'a version that does not exist: 404');
+surrogate_keys_are($r, "imgmod-image-$id-v3 imgmod-image-$id-all", '404 of a version not (yet) there');
+$r = http_get($o, "/i/$id/nonesuch.jpg");
+is($r->{status}, 404, 'a preset that does not exist: 404');
+surrogate_keys_are($r, "imgmod-image-$id imgmod-image-$id-all", '404 of an unknown preset');
+$r = http_get($o, '/i/424242/thumb.jpg');
+is($r->{status}, 404, 'an image that does not exist: 404');
+surrogate_keys_are($r, 'imgmod-image-424242 imgmod-image-424242-all', '404 of an unknown image');
+no_surrogate_keys(http_get($o, '/i/abc/thumb.jpg'), '400 of a malformed path');
+no_surrogate_keys(http_get($o, '/etc/passwd'), '404 outside /i/');
+no_surrogate_keys(http_get($o, '/healthz'), '/healthz');
 
 # --- a forged NOTIFY is only a hint: nothing served changes
 $node->safe_psql('postgres', qq{SELECT pg_notify('imgmod_status', '{"image_id": $id, "version": 1, "status": "ready"}')});
@@ -151,7 +181,11 @@ for (1 .. 100)
 	select(undef, undef, undef, 0.02);
 }
 ok($gone, 'the current URL answers 404');
-is(http_get($o, "/i/$id/v1/thumb.jpg")->{status}, 404, 'so does v1');
+$r = http_get($o, "/i/$id/v1/thumb.jpg");
+is($r->{status}, 404, 'so does v1');
+surrogate_keys_are($r, "imgmod-image-$id-v1 imgmod-image-$id-all", '404 of a deleted image\'s version');
+surrogate_keys_are(http_get($o, "/i/$id/thumb.jpg"), "imgmod-image-$id imgmod-image-$id-all",
+	'404 of a deleted image\'s current URL');
 is(http_get($o, "/i/$id/v2/small.jpg")->{status}, 404, 'and v2');
 
 # --- its capacity in SQL, and a clean stop
