@@ -225,16 +225,18 @@ serve_variant(origin_http *http, struct MHD_Connection *c, const origin_route *r
 	return queue(c, *status, r);
 }
 
+/* 200 "ok" while PostgreSQL and the main store answer; else 503 naming what is down. */
 static enum MHD_Result
 serve_health(origin_http *http, struct MHD_Connection *c, unsigned *status)
 {
-	if (origin_catalog_reachable(http->cat))
-	{
-		*status = MHD_HTTP_OK;
-		return answer_text(c, *status, "ok\n", NULL);
-	}
-	*status = MHD_HTTP_SERVICE_UNAVAILABLE;
-	return answer_text(c, *status, "postgres unreachable\n", NULL);
+	bool		db = origin_catalog_reachable(http->cat);
+	bool		store = origin_sources_store_reachable(http->src);
+
+	*status = db && store ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+	return answer_text(c, *status,
+					   db && store ? "ok\n" :
+					   store ? "postgres unreachable\n" :
+					   db ? "store unreachable\n" : "postgres and store unreachable\n", NULL);
 }
 
 static enum MHD_Result

@@ -1,7 +1,7 @@
 # imgmod-origin against the embedded store: the bytes and headers it serves,
 # conditional requests, HEAD, the tiers, how it follows replace() and
 # delete() through LISTEN (and ignores a forged NOTIFY), a PostgreSQL
-# restart under it, hostile requests, slow clients, a bounded memory cache
+# stop and start under it, /healthz and the store probe, hostile requests, slow clients, a bounded memory cache
 # reported in imgmod.cdn_capacity, and a clean SIGTERM.
 use strict;
 use warnings;
@@ -10,11 +10,12 @@ use lib $FindBin::Bin;
 use Digest::MD5 qw(md5_hex);
 use IO::Select;
 use IO::Socket::INET;
+use Time::HiRes qw(time);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use ImgmodTest qw(upright_marked_ppm gradient_ppm ppm_to_jpeg start_node upload_bytes replace_bytes);
-use OriginTest qw(start_origin stop_origin http_get origin_metric);
+use OriginTest qw(start_origin stop_origin http_get origin_metric wait_health);
 
 # The surrogate keys an edge purges by, the same in xkey and Surrogate-Key
 # (the contract with the extension's purges: origin/route.h).
@@ -120,16 +121,52 @@ $node->safe_psql('postgres', qq{SELECT pg_notify('imgmod_status', '{"image_id": 
 $node->safe_psql('postgres', q{SELECT pg_notify('imgmod_status', 'not json at all')});
 is(http_get($o, "/i/$id/thumb.jpg")->{headers}{etag}, $v2_etag, 'after forged notifications the current version is still 2');
 
-# --- PostgreSQL restarted under the origin
-$node->restart;
+# --- /healthz: PostgreSQL and the store (probed at most once a second)
+$r = http_get($o, '/healthz');
+is($r->{status}, 200, '/healthz: 200 with PostgreSQL and the store up');
+is($r->{content}, "ok\n", '/healthz: ok');
+# fifty checks in a row cost at most two probes of the store
+my $probes = origin_metric($o, 'imgmod_origin_store_probes_total{result="ok"}');
+cmp_ok($probes, '>=', 1, "the store was probed ($probes)");
+my $t0 = time;
+is(scalar(grep { http_get($o, '/healthz')->{status} == 200 } 1 .. 50), 50, '/healthz hammered: 50 times 200');
+my $spent = time - $t0;
+my $more = origin_metric($o, 'imgmod_origin_store_probes_total{result="ok"}') - $probes;
+cmp_ok($more, '<=', 1 + int($spent), "50 requests in ${spent}s made $more probe(s): at most one a second");
+my $store = $node->data_dir . '/imgmod/store';
+my $store_mode = (stat $store)[2] & 07777;
+rename($store, "$store.away") or die "rename $store: $!";
+$r = wait_health($o, 503);
+is($r->{status}, 503, 'the store directory gone: /healthz 503');
+is($r->{content}, "store unreachable\n", 'naming the store, nothing more');
+is($r->{headers}{'cache-control'}, 'no-store', 'not cached');
+rename("$store.away", $store) or die "rename $store.away: $!";
+is(wait_health($o, 200)->{content}, "ok\n", 'the store directory back: /healthz 200');
+chmod(0, $store) or die "chmod $store: $!";
+$r = wait_health($o, 503);
+is($r->{status}, 503, 'the store directory unreadable: /healthz 503');
+is($r->{content}, "store unreachable\n", 'naming the store');
+chmod($store_mode, $store) or die "chmod $store: $!";
+is(wait_health($o, 200)->{status}, 200, 'readable again: /healthz 200');
+
+# --- PostgreSQL stopped, then started, under the origin
+$node->stop;
+$r = wait_health($o, 503);
+is($r->{status}, 503, 'PostgreSQL stopped: /healthz 503');
+is($r->{content}, "postgres unreachable\n", 'naming PostgreSQL');
+rename($store, "$store.away") or die "rename $store: $!";
+is(wait_health($o, 503, "postgres and store unreachable\n")->{content}, "postgres and store unreachable\n",
+	'both down: both named');
+rename("$store.away", $store) or die "rename $store.away: $!";
+$node->start;
 my $back = 0;
 for (1 .. 200)
 {
 	last if ($back = http_get($o, "/i/$id/small.jpg")->{status} == 200);
 	select(undef, undef, undef, 0.05);
 }
-ok($back, 'after a PostgreSQL restart the origin reconnects and serves');
-is(http_get($o, '/healthz')->{status}, 200, '/healthz is 200 again');
+ok($back, 'after PostgreSQL is back the origin reconnects and serves');
+is(wait_health($o, 200)->{content}, "ok\n", '/healthz is 200 again');
 
 # --- hostile requests
 for my $case (
