@@ -49,25 +49,53 @@ now_seconds(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* Queues r (NULL: out of memory, the connection is closed) and drops our reference. */
 static enum MHD_Result
-answer_text(struct MHD_Connection *c, unsigned status, const char *body, const char *cache_control)
+queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *) body, MHD_RESPMEM_PERSISTENT);
 	enum MHD_Result ret;
 
+	if (r == NULL)
+		return MHD_NO;
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* A short plain-text answer; NULL when out of memory. */
+static struct MHD_Response *
+text_response(unsigned status, const char *body, const char *cache_control)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *) body, MHD_RESPMEM_PERSISTENT);
+
+	if (r == NULL)
+		return NULL;
 	MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
 	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	if (cache_control)
-		MHD_add_response_header(r, "Cache-Control", cache_control);
-	else
-		MHD_add_response_header(r, "Cache-Control", "no-store");
+	MHD_add_response_header(r, "Cache-Control", cache_control ? cache_control : "no-store");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(r, "Allow", "GET, HEAD");
 	if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
 		MHD_add_response_header(r, "Retry-After", "5");
-	ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
-	return ret;
+	return r;
+}
+
+static enum MHD_Result
+answer_text(struct MHD_Connection *c, unsigned status, const char *body, const char *cache_control)
+{
+	return queue(c, status, text_response(status, body, cache_control));
+}
+
+/* What an edge purges this answer by: see origin_surrogate_keys() for the contract. */
+static void
+add_surrogate_keys(struct MHD_Response *r, const origin_route *route)
+{
+	char		keys[ORIGIN_SURROGATE_KEYS_MAX];
+
+	if (r == NULL || !origin_surrogate_keys(route, keys, sizeof(keys)))
+		return;
+	MHD_add_response_header(r, "xkey", keys);
+	MHD_add_response_header(r, "Surrogate-Key", keys);
 }
 
 /* Does If-None-Match name this ETag (or "*")?  Weak comparison, as RFC 9110 asks for it. */
@@ -120,23 +148,17 @@ static void
 add_variant_headers(struct MHD_Response *r, const origin_route *route, const origin_variant *v)
 {
 	char		date[64];
-	char		key[64];
 
+	if (r == NULL)
+		return;
 	http_date(v->created_at, date, sizeof(date));
 	MHD_add_response_header(r, "Content-Type", "image/jpeg");
 	MHD_add_response_header(r, "ETag", v->etag);
 	MHD_add_response_header(r, "Last-Modified", date);
 	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	if (route->kind == ORIGIN_ROUTE_VERSION)
-		MHD_add_response_header(r, "Cache-Control", CACHE_IMMUTABLE);
-	else
-	{
-		/* what an edge purges when the image changes (xkey) */
-		snprintf(key, sizeof(key), "imgmod-image-%lld", (long long) route->image_id);
-		MHD_add_response_header(r, "Cache-Control", CACHE_CURRENT);
-		MHD_add_response_header(r, "xkey", key);
-		MHD_add_response_header(r, "Surrogate-Key", key);
-	}
+	MHD_add_response_header(r, "Cache-Control",
+							route->kind == ORIGIN_ROUTE_VERSION ? CACHE_IMMUTABLE : CACHE_CURRENT);
+	add_surrogate_keys(r, route);
 }
 
 static enum MHD_Result
@@ -148,7 +170,6 @@ serve_variant(origin_http *http, struct MHD_Connection *c, const origin_route *r
 	origin_tier tier;
 	const char *inm;
 	struct MHD_Response *r;
-	enum MHD_Result ret;
 	held_blob  *held;
 
 	switch (origin_catalog_find(http->cat, route, &v))
@@ -159,8 +180,11 @@ serve_variant(origin_http *http, struct MHD_Connection *c, const origin_route *r
 			*status = MHD_HTTP_SERVICE_UNAVAILABLE;
 			return answer_text(c, *status, "the image catalogue is unavailable; retry shortly\n", NULL);
 		default:
+			/* keyed too: the purge of the version that makes it exist evicts it */
 			*status = MHD_HTTP_NOT_FOUND;
-			return answer_text(c, *status, "no such image or variant\n", CACHE_NOT_FOUND);
+			r = text_response(*status, "no such image or variant\n", CACHE_NOT_FOUND);
+			add_surrogate_keys(r, route);
+			return queue(c, *status, r);
 	}
 
 	inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
@@ -169,9 +193,7 @@ serve_variant(origin_http *http, struct MHD_Connection *c, const origin_route *r
 		r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 		add_variant_headers(r, route, &v);
 		*status = MHD_HTTP_NOT_MODIFIED;
-		ret = MHD_queue_response(c, *status, r);
-		MHD_destroy_response(r);
-		return ret;
+		return queue(c, *status, r);
 	}
 
 	if (origin_sources_get(http->src, http->cat, &v, &blob, &tier) != ORIGIN_FETCH_OK)
@@ -191,24 +213,30 @@ serve_variant(origin_http *http, struct MHD_Connection *c, const origin_route *r
 	/* the entry stays referenced until MHD has sent the last byte */
 	r = MHD_create_response_from_buffer_with_free_callback_cls(blob->len, (void *) blob->data,
 															   release_held, held);
+	if (r == NULL)
+	{
+		release_held(held);
+		*status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+		return MHD_NO;
+	}
 	add_variant_headers(r, route, &v);
 	*status = MHD_HTTP_OK;
 	*sent = blob->len;
-	ret = MHD_queue_response(c, *status, r);
-	MHD_destroy_response(r);
-	return ret;
+	return queue(c, *status, r);
 }
 
+/* 200 "ok" while PostgreSQL and the main store answer; else 503 naming what is down. */
 static enum MHD_Result
 serve_health(origin_http *http, struct MHD_Connection *c, unsigned *status)
 {
-	if (origin_catalog_reachable(http->cat))
-	{
-		*status = MHD_HTTP_OK;
-		return answer_text(c, *status, "ok\n", NULL);
-	}
-	*status = MHD_HTTP_SERVICE_UNAVAILABLE;
-	return answer_text(c, *status, "postgres unreachable\n", NULL);
+	bool		db = origin_catalog_reachable(http->cat);
+	bool		store = origin_sources_store_reachable(http->src);
+
+	*status = db && store ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+	return answer_text(c, *status,
+					   db && store ? "ok\n" :
+					   store ? "postgres unreachable\n" :
+					   db ? "store unreachable\n" : "postgres and store unreachable\n", NULL);
 }
 
 static enum MHD_Result
@@ -217,7 +245,6 @@ serve_metrics(origin_http *http, struct MHD_Connection *c, unsigned *status)
 	size_t		len;
 	char	   *text = origin_metrics_render(http->lru, &len);
 	struct MHD_Response *r;
-	enum MHD_Result ret;
 
 	if (text == NULL)
 	{
@@ -225,12 +252,15 @@ serve_metrics(origin_http *http, struct MHD_Connection *c, unsigned *status)
 		return answer_text(c, *status, "out of memory\n", NULL);
 	}
 	r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+	if (r == NULL)
+	{
+		free(text);
+		return MHD_NO;
+	}
 	MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
 	MHD_add_response_header(r, "Cache-Control", "no-store");
 	*status = MHD_HTTP_OK;
-	ret = MHD_queue_response(c, *status, r);
-	MHD_destroy_response(r);
-	return ret;
+	return queue(c, *status, r);
 }
 
 static enum MHD_Result

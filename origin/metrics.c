@@ -24,6 +24,7 @@ static atomic_ulong latency_micros_sum;
 static atomic_ulong bytes_sent;
 static atomic_ulong tier_hits[ORIGIN_TIER_COUNT];
 static atomic_ulong tier_misses[ORIGIN_TIER_COUNT];
+static atomic_ulong store_probes[2];	/* failed, ok */
 
 void
 origin_metrics_request(origin_route_kind route, int status, double seconds, uint64_t body_bytes)
@@ -52,6 +53,12 @@ origin_metrics_tier(origin_tier tier, int hit)
 		atomic_fetch_add(&tier_hits[tier], 1);
 	else
 		atomic_fetch_add(&tier_misses[tier], 1);
+}
+
+void
+origin_metrics_store_probe(int ok)
+{
+	atomic_fetch_add(&store_probes[ok ? 1 : 0], 1);
 }
 
 typedef struct text
@@ -142,6 +149,10 @@ origin_metrics_render(origin_lru *lru, size_t *len)
 		"# TYPE imgmod_origin_tier_misses_total counter\n");
 	for (int i = 0; i < ORIGIN_TIER_COUNT; i++)
 		put(&t, "imgmod_origin_tier_misses_total{tier=\"%s\"} %lu\n", tier_names[i], atomic_load(&tier_misses[i]));
+	put(&t, "# HELP imgmod_origin_store_probes_total Reachability probes of the main store (for /healthz).\n"
+		"# TYPE imgmod_origin_store_probes_total counter\n"
+		"imgmod_origin_store_probes_total{result=\"ok\"} %lu\nimgmod_origin_store_probes_total{result=\"failed\"} %lu\n",
+		atomic_load(&store_probes[1]), atomic_load(&store_probes[0]));
 	*len = t.len;
 	return t.buf;
 }

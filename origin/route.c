@@ -6,6 +6,7 @@
  */
 #include "route.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* A decimal number without sign or leading zero, at most max; advances *p. */
@@ -84,4 +85,26 @@ origin_parse_route(const char *path, origin_route *out)
 	if (!parse_preset_file(p, out->preset))
 		return out->kind = ORIGIN_ROUTE_BAD_PATH;
 	return out->kind = ORIGIN_ROUTE_CURRENT;
+}
+
+bool
+origin_surrogate_keys(const origin_route *route, char *buf, size_t size)
+{
+	int			n;
+	long long	id = (long long) route->image_id;
+
+	if (size == 0)
+		return false;
+	if (route->kind == ORIGIN_ROUTE_CURRENT)
+		n = snprintf(buf, size, "imgmod-image-%lld imgmod-image-%lld-all", id, id);
+	else if (route->kind == ORIGIN_ROUTE_VERSION)
+		n = snprintf(buf, size, "imgmod-image-%lld-v%d imgmod-image-%lld-all", id, (int) route->version, id);
+	else
+		n = -1;
+	if (n < 0 || (size_t) n >= size)
+	{
+		buf[0] = '\0';
+		return false;
+	}
+	return true;
 }

@@ -6,6 +6,8 @@
 #ifndef IMGMOD_ORIGIN_ROUTE_H
 #define IMGMOD_ORIGIN_ROUTE_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define ORIGIN_PRESET_MAX 64
@@ -36,5 +38,25 @@ typedef struct origin_route
  * ORIGIN_ROUTE_BAD_PATH.
  */
 origin_route_kind origin_parse_route(const char *path, origin_route *out);
+
+/*
+ * The surrogate keys of an image route's answers (200, 304 and 404 alike),
+ * sent in both xkey (Varnish's xkey vmod) and Surrogate-Key (Fastly and
+ * others), space-separated.  This is a contract with the purges imgmod
+ * sends per image event, so the two sides must change together:
+ *
+ *   /i/{id}/{preset}.jpg         "imgmod-image-{id} imgmod-image-{id}-all"
+ *   /i/{id}/v{n}/{preset}.jpg    "imgmod-image-{id}-v{n} imgmod-image-{id}-all"
+ *
+ *   version n becomes ready   purges  imgmod-image-{id} imgmod-image-{id}-v{n}
+ *                                     (the current URLs and a cached 404 of v{n})
+ *   version n is purged       purges  imgmod-image-{id}-v{n}
+ *   the image is deleted      purges  imgmod-image-{id}-all
+ *
+ * False (buf "") for a route that is no image (and when size is too small;
+ * ORIGIN_SURROGATE_KEYS_MAX always fits).
+ */
+#define ORIGIN_SURROGATE_KEYS_MAX 96
+bool		origin_surrogate_keys(const origin_route *route, char *buf, size_t size);
 
 #endif

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "imgio.h"
 #include "metrics.h"
@@ -25,7 +26,17 @@ struct origin_sources
 	imgio_store_config store;
 	imgio_cache_config cache;
 	pthread_key_t clients_key;
+
+	/* the store probe of /healthz: probe_client belongs to whoever set probing */
+	pthread_mutex_t probe_lock;
+	imgio_store_client *probe_client;
+	bool		probing;
+	bool		store_ok;
+	double		probed_at;		/* monotonic seconds */
 };
+
+#define PROBE_INTERVAL_S 1.0
+#define PROBE_TIMEOUT_MS 1000
 
 typedef struct thread_clients
 {
@@ -72,6 +83,40 @@ clients(origin_sources *src)
 	return c;
 }
 
+static double
+monotonic_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * One probe, by the caller that set src->probing (so the probe client is
+ * its own meanwhile); records the result and logs a change of state.
+ */
+static bool
+probe_store(origin_sources *src)
+{
+	imgio_error err = {0};
+	bool		ok = imgio_store_probe(src->probe_client, &src->store, PROBE_TIMEOUT_MS, &err);
+	bool		changed;
+
+	origin_metrics_store_probe(ok);
+	pthread_mutex_lock(&src->probe_lock);
+	changed = ok != src->store_ok;
+	src->store_ok = ok;
+	src->probed_at = monotonic_seconds();
+	src->probing = false;
+	pthread_mutex_unlock(&src->probe_lock);
+	if (changed && !ok)
+		fprintf(stderr, "imgmod-origin: the store is unreachable: %s\n", err.message);
+	else if (changed)
+		fputs("imgmod-origin: the store is reachable again\n", stderr);
+	return ok;
+}
+
 origin_sources *
 origin_sources_open(origin_lru *lru, char *errbuf, size_t errsize)
 {
@@ -109,12 +154,25 @@ origin_sources_open(origin_lru *lru, char *errbuf, size_t errsize)
 	src->cache.cache_namespace = "";
 	src->cache.timeout_ms = 200;
 	src->cache.ttl_s = atoi(env("IMGMOD_REDIS_TTL", "86400"));
-	if (pthread_key_create(&src->clients_key, free_clients) != 0)
+	src->probe_client = imgio_store_client_create(NULL);
+	if (src->probe_client == NULL)
 	{
-		snprintf(errbuf, errsize, "out of thread keys");
+		snprintf(errbuf, errsize, "out of memory");
 		free(src);
 		return NULL;
 	}
+	if (pthread_key_create(&src->clients_key, free_clients) != 0)
+	{
+		snprintf(errbuf, errsize, "out of thread keys");
+		imgio_store_client_free(src->probe_client);
+		free(src);
+		return NULL;
+	}
+	pthread_mutex_init(&src->probe_lock, NULL);
+	/* a first answer before any request: nobody waits on it later */
+	src->store_ok = true;
+	src->probing = true;
+	probe_store(src);
 	return src;
 }
 
@@ -124,7 +182,24 @@ origin_sources_close(origin_sources *src)
 	if (src == NULL)
 		return;
 	pthread_key_delete(src->clients_key);
+	imgio_store_client_free(src->probe_client);
+	pthread_mutex_destroy(&src->probe_lock);
 	free(src);
+}
+
+bool
+origin_sources_store_reachable(origin_sources *src)
+{
+	bool		ok;
+	bool		due;
+
+	pthread_mutex_lock(&src->probe_lock);
+	ok = src->store_ok;
+	due = !src->probing && monotonic_seconds() - src->probed_at >= PROBE_INTERVAL_S;
+	if (due)
+		src->probing = true;
+	pthread_mutex_unlock(&src->probe_lock);
+	return due ? probe_store(src) : ok;
 }
 
 /* The variant from Redis if it is there and is what the ETag says. */

@@ -6,6 +6,7 @@
 #ifndef IMGMOD_ORIGIN_SOURCES_H
 #define IMGMOD_ORIGIN_SOURCES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "catalog.h"
@@ -30,6 +31,15 @@ typedef enum origin_fetch
 /* Reads the store and Redis settings from the environment (see main.c). */
 origin_sources *origin_sources_open(origin_lru *lru, char *errbuf, size_t errsize);
 void		origin_sources_close(origin_sources *src);
+
+/*
+ * Is the main store reachable?  A probe (imgio_store_probe: S3 HEAD of the
+ * bucket with a 1 s timeout, or the local directory readable) made at most
+ * once a second whatever the number of callers, so /healthz cannot be used
+ * to hammer the store; while one caller probes, the others get the last
+ * result instead of waiting.  A change of state is logged (to stderr).
+ */
+bool		origin_sources_store_reachable(origin_sources *src);
 
 /*
  * The variant's bytes, referenced (release with origin_lru_release), and

@@ -86,6 +86,32 @@ test_routes(void)
 	CHECK(origin_parse_route(long_preset, &r) == ORIGIN_ROUTE_BAD_PATH, "a 65-character preset");
 }
 
+/* The keys an edge purges by: exact, since the extension's purges must name the same. */
+static void
+test_surrogate_keys(void)
+{
+	origin_route r;
+	char		keys[ORIGIN_SURROGATE_KEYS_MAX];
+	char		small[12];
+
+	origin_parse_route("/i/42/thumb.jpg", &r);
+	CHECK(origin_surrogate_keys(&r, keys, sizeof(keys)) &&
+		  strcmp(keys, "imgmod-image-42 imgmod-image-42-all") == 0, "current URL: %s", keys);
+	origin_parse_route("/i/42/v7/thumb.jpg", &r);
+	CHECK(origin_surrogate_keys(&r, keys, sizeof(keys)) &&
+		  strcmp(keys, "imgmod-image-42-v7 imgmod-image-42-all") == 0, "versioned URL: %s", keys);
+	origin_parse_route("/i/9223372036854775807/v2147483647/t.jpg", &r);
+	CHECK(origin_surrogate_keys(&r, keys, sizeof(keys)) &&
+		  strcmp(keys, "imgmod-image-9223372036854775807-v2147483647 imgmod-image-9223372036854775807-all") == 0,
+		  "the largest ids fit ORIGIN_SURROGATE_KEYS_MAX: %s", keys);
+	origin_parse_route("/healthz", &r);
+	CHECK(!origin_surrogate_keys(&r, keys, sizeof(keys)) && keys[0] == '\0', "no keys for /healthz");
+	origin_parse_route("/i/1/../x.jpg", &r);
+	CHECK(!origin_surrogate_keys(&r, keys, sizeof(keys)) && keys[0] == '\0', "no keys for a malformed path");
+	origin_parse_route("/i/42/thumb.jpg", &r);
+	CHECK(!origin_surrogate_keys(&r, small, sizeof(small)) && small[0] == '\0', "a buffer too small: no half key");
+}
+
 static void
 test_lru(void)
 {
@@ -138,6 +164,7 @@ int
 main(void)
 {
 	test_routes();
+	test_surrogate_keys();
 	test_lru();
 	printf("origin: %d checks, %d failed\n", checks, failures);
 	return failures > 0 || checks == 0;

@@ -1,7 +1,7 @@
 # imgmod-origin against the embedded store: the bytes and headers it serves,
 # conditional requests, HEAD, the tiers, how it follows replace() and
 # delete() through LISTEN (and ignores a forged NOTIFY), a PostgreSQL
-# restart under it, hostile requests, slow clients, a bounded memory cache
+# stop and start under it, /healthz and the store probe, hostile requests, slow clients, a bounded memory cache
 # reported in imgmod.cdn_capacity, and a clean SIGTERM.
 use strict;
 use warnings;
@@ -10,11 +10,27 @@ use lib $FindBin::Bin;
 use Digest::MD5 qw(md5_hex);
 use IO::Select;
 use IO::Socket::INET;
+use Time::HiRes qw(time);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use ImgmodTest qw(upright_marked_ppm gradient_ppm ppm_to_jpeg start_node upload_bytes replace_bytes);
-use OriginTest qw(start_origin stop_origin http_get origin_metric);
+use OriginTest qw(start_origin stop_origin http_get origin_metric wait_health);
+
+# The surrogate keys an edge purges by, the same in xkey and Surrogate-Key
+# (the contract with the extension's purges: origin/route.h).
+sub surrogate_keys_are
+{
+	my ($res, $want, $what) = @_;
+	is($res->{headers}{xkey}, $want, "$what: xkey");
+	is($res->{headers}{'surrogate-key'}, $want, "$what: Surrogate-Key");
+}
+
+sub no_surrogate_keys
+{
+	my ($res, $what) = @_;
+	ok(!defined $res->{headers}{xkey} && !defined $res->{headers}{'surrogate-key'}, "$what: no surrogate key");
+}
 
 my $node = start_node('origin', conf => "imgmod.superseded_retention = '1h'");
 my $id = upload_bytes($node, ppm_to_jpeg(upright_marked_ppm(900, 600), 90), 'origin.jpg');
@@ -41,12 +57,12 @@ for my $p (@presets)
 		if ($path =~ m{/v1/})
 		{
 			is($r->{headers}{'cache-control'}, 'public, max-age=31536000, immutable', "$path: immutable");
-			ok(!defined $r->{headers}{xkey}, "$path: no surrogate key (it never changes)");
+			surrogate_keys_are($r, "imgmod-image-$id-v1 imgmod-image-$id-all", $path);
 		}
 		else
 		{
 			is($r->{headers}{'cache-control'}, 'public, max-age=60, s-maxage=31536000', "$path: short browser, long CDN");
-			is($r->{headers}{xkey}, "imgmod-image-$id", "$path: surrogate key naming the image");
+			surrogate_keys_are($r, "imgmod-image-$id imgmod-image-$id-all", $path);
 		}
 	}
 }
@@ -56,6 +72,10 @@ is($r->{status}, 304, 'If-None-Match with the ETag: 304');
 is($r->{content} // '', '', 'with no body');
 is($r->{headers}{etag}, $thumb_etag, 'and the same validator');
 is($r->{headers}{'cache-control'}, 'public, max-age=60, s-maxage=31536000', 'and the same cache headers');
+surrogate_keys_are($r, "imgmod-image-$id imgmod-image-$id-all", '304 of the current URL');
+$r = http_get($o, "/i/$id/v1/thumb.jpg", 'If-None-Match' => $thumb_etag);
+is($r->{status}, 304, 'the versioned URL with the ETag: 304');
+surrogate_keys_are($r, "imgmod-image-$id-v1 imgmod-image-$id-all", '304 of the versioned URL');
 is(http_get($o, "/i/$id/thumb.jpg", 'If-None-Match' => "\"other\", W/$thumb_etag")->{status}, 304, 'a list with a weak match: 304');
 is(http_get($o, "/i/$id/thumb.jpg", 'If-None-Match' => '"other"')->{status}, 200, 'another ETag: 200');
 $r = http_get($o, "/i/$id/v1/medium.jpg", method => 'HEAD');
@@ -83,23 +103,70 @@ is(md5_hex(http_get($o, "/i/$id/thumb.jpg")->{content}), $node->safe_psql('postg
 	'with version 2\'s bytes');
 is(http_get($o, "/i/$id/v1/thumb.jpg")->{headers}{etag}, $thumb_etag, 'the v1 URL still serves v1 (kept for the retention)');
 is(http_get($o, "/i/$id/v2/thumb.jpg")->{headers}{etag}, $v2_etag, 'and the v2 URL v2');
-is(http_get($o, "/i/$id/v3/thumb.jpg")->{status}, 404, 'a version that does not exist: 404');
+$r = http_get($o, "/i/$id/v3/thumb.jpg");
+is($r->{status}, 404, 'a version that does not exist: 404');
+surrogate_keys_are($r, "imgmod-image-$id-v3 imgmod-image-$id-all", '404 of a version not (yet) there');
+$r = http_get($o, "/i/$id/nonesuch.jpg");
+is($r->{status}, 404, 'a preset that does not exist: 404');
+surrogate_keys_are($r, "imgmod-image-$id imgmod-image-$id-all", '404 of an unknown preset');
+$r = http_get($o, '/i/424242/thumb.jpg');
+is($r->{status}, 404, 'an image that does not exist: 404');
+surrogate_keys_are($r, 'imgmod-image-424242 imgmod-image-424242-all', '404 of an unknown image');
+no_surrogate_keys(http_get($o, '/i/abc/thumb.jpg'), '400 of a malformed path');
+no_surrogate_keys(http_get($o, '/etc/passwd'), '404 outside /i/');
+no_surrogate_keys(http_get($o, '/healthz'), '/healthz');
 
 # --- a forged NOTIFY is only a hint: nothing served changes
 $node->safe_psql('postgres', qq{SELECT pg_notify('imgmod_status', '{"image_id": $id, "version": 1, "status": "ready"}')});
 $node->safe_psql('postgres', q{SELECT pg_notify('imgmod_status', 'not json at all')});
 is(http_get($o, "/i/$id/thumb.jpg")->{headers}{etag}, $v2_etag, 'after forged notifications the current version is still 2');
 
-# --- PostgreSQL restarted under the origin
-$node->restart;
+# --- /healthz: PostgreSQL and the store (probed at most once a second)
+$r = http_get($o, '/healthz');
+is($r->{status}, 200, '/healthz: 200 with PostgreSQL and the store up');
+is($r->{content}, "ok\n", '/healthz: ok');
+# fifty checks in a row cost at most two probes of the store
+my $probes = origin_metric($o, 'imgmod_origin_store_probes_total{result="ok"}');
+cmp_ok($probes, '>=', 1, "the store was probed ($probes)");
+my $t0 = time;
+is(scalar(grep { http_get($o, '/healthz')->{status} == 200 } 1 .. 50), 50, '/healthz hammered: 50 times 200');
+my $spent = time - $t0;
+my $more = origin_metric($o, 'imgmod_origin_store_probes_total{result="ok"}') - $probes;
+cmp_ok($more, '<=', 1 + int($spent), "50 requests in ${spent}s made $more probe(s): at most one a second");
+my $store = $node->data_dir . '/imgmod/store';
+my $store_mode = (stat $store)[2] & 07777;
+rename($store, "$store.away") or die "rename $store: $!";
+$r = wait_health($o, 503);
+is($r->{status}, 503, 'the store directory gone: /healthz 503');
+is($r->{content}, "store unreachable\n", 'naming the store, nothing more');
+is($r->{headers}{'cache-control'}, 'no-store', 'not cached');
+rename("$store.away", $store) or die "rename $store.away: $!";
+is(wait_health($o, 200)->{content}, "ok\n", 'the store directory back: /healthz 200');
+chmod(0, $store) or die "chmod $store: $!";
+$r = wait_health($o, 503);
+is($r->{status}, 503, 'the store directory unreadable: /healthz 503');
+is($r->{content}, "store unreachable\n", 'naming the store');
+chmod($store_mode, $store) or die "chmod $store: $!";
+is(wait_health($o, 200)->{status}, 200, 'readable again: /healthz 200');
+
+# --- PostgreSQL stopped, then started, under the origin
+$node->stop;
+$r = wait_health($o, 503);
+is($r->{status}, 503, 'PostgreSQL stopped: /healthz 503');
+is($r->{content}, "postgres unreachable\n", 'naming PostgreSQL');
+rename($store, "$store.away") or die "rename $store: $!";
+is(wait_health($o, 503, "postgres and store unreachable\n")->{content}, "postgres and store unreachable\n",
+	'both down: both named');
+rename("$store.away", $store) or die "rename $store.away: $!";
+$node->start;
 my $back = 0;
 for (1 .. 200)
 {
 	last if ($back = http_get($o, "/i/$id/small.jpg")->{status} == 200);
 	select(undef, undef, undef, 0.05);
 }
-ok($back, 'after a PostgreSQL restart the origin reconnects and serves');
-is(http_get($o, '/healthz')->{status}, 200, '/healthz is 200 again');
+ok($back, 'after PostgreSQL is back the origin reconnects and serves');
+is(wait_health($o, 200)->{content}, "ok\n", '/healthz is 200 again');
 
 # --- hostile requests
 for my $case (
@@ -151,7 +218,11 @@ for (1 .. 100)
 	select(undef, undef, undef, 0.02);
 }
 ok($gone, 'the current URL answers 404');
-is(http_get($o, "/i/$id/v1/thumb.jpg")->{status}, 404, 'so does v1');
+$r = http_get($o, "/i/$id/v1/thumb.jpg");
+is($r->{status}, 404, 'so does v1');
+surrogate_keys_are($r, "imgmod-image-$id-v1 imgmod-image-$id-all", '404 of a deleted image\'s version');
+surrogate_keys_are(http_get($o, "/i/$id/thumb.jpg"), "imgmod-image-$id imgmod-image-$id-all",
+	'404 of a deleted image\'s current URL');
 is(http_get($o, "/i/$id/v2/small.jpg")->{status}, 404, 'and v2');
 
 # --- its capacity in SQL, and a clean stop

@@ -1,8 +1,8 @@
 # imgmod-origin's tiers against the real servers: the memory LRU, Redis
 # (warmed by the workers; bytes used only when they hash to the ETag) and
 # the S3 store (one GET, then put in Redis).  Redis down: served from the
-# store.  The store down: what is in memory is still served, the rest is a
-# prompt 502, never a hang.
+# store.  The store down: /healthz 503 naming it, what is in memory still
+# served, the rest a prompt 502, never a hang.
 use strict;
 use warnings;
 use FindBin;
@@ -14,7 +14,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use ImgmodTest qw(upright_marked_ppm gradient_ppm ppm_to_jpeg start_node upload_bytes services service_conf
   require_services write_binary);
-use OriginTest qw(start_origin stop_origin http_get origin_metric);
+use OriginTest qw(start_origin stop_origin http_get origin_metric wait_health);
 
 require_services(qw(IMGMOD_S3_ENDPOINT IMGMOD_REDIS_URL));
 my ($rhost, $rport) = $ENV{IMGMOD_REDIS_URL} =~ m{redis://(?:[^@]*@)?([^:/]+):?(\d*)};
@@ -63,8 +63,14 @@ is(md5_hex(http_get($o, "/i/$a/large.jpg")->{content}), md5_of($a, 'large'), 'wi
 is(tier('store', 'hits'), 3, 'from the store');
 services('start', 'redis');
 
-# The store down: memory hits still served, the rest a prompt 502.
+# The store down: /healthz says so, memory hits still served, the rest a prompt 502.
+$r = http_get($o, '/healthz');
+is($r->{status}, 200, '/healthz: 200 with PostgreSQL and S3 up');
+cmp_ok(origin_metric($o, 'imgmod_origin_store_probes_total{result="ok"}'), '>=', 1, 'S3 probed (HEAD of the bucket)');
 services('stop', 'rgw');
+$r = wait_health($o, 503);
+is($r->{status}, 503, 'with S3 stopped, /healthz 503');
+is($r->{content}, "store unreachable\n", 'naming the store, no endpoint or bucket');
 is(http_get($o, "/i/$a/thumb.jpg")->{status}, 200, 'with S3 stopped, a memory hit is served');
 redis_cli("DEL imgmod:$inst:$b:v1:thumb");
 my $t0 = time;
@@ -81,6 +87,9 @@ for (1 .. 300)
 	select(undef, undef, undef, 0.1);
 }
 ok($ok, 'served again once the store is back');
+$r = wait_health($o, 200);
+is($r->{status}, 200, 'S3 back: /healthz 200');
+is($r->{content}, "ok\n", '/healthz: ok');
 
 is(stop_origin($o), 0, 'stopped');
 $node->stop;

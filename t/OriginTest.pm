@@ -11,7 +11,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT_OK = qw(start_origin stop_origin http_get origin_metric);
+our @EXPORT_OK = qw(start_origin stop_origin http_get origin_metric wait_health);
 
 # Origins still running when a test ends (it died half-way) are killed, so
 # none outlives its test.
@@ -83,6 +83,21 @@ sub origin_metric
 	my ($o, $name) = @_;
 	my $text = http_get($o, '/metrics')->{content};
 	return $text =~ /^\Q$name\E (\S+)$/m ? $1 : 0;
+}
+
+# Polls /healthz until it answers $status (and $body, when given): the
+# store probe behind it is cached for a second.  Returns the last answer.
+sub wait_health
+{
+	my ($o, $status, $body) = @_;
+	my $res;
+	for (1 .. 300)
+	{
+		$res = http_get($o, '/healthz');
+		last if $res->{status} == $status && (!defined $body || $res->{content} eq $body);
+		select(undef, undef, undef, 0.05);
+	}
+	return $res;
 }
 
 1;

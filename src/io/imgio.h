@@ -199,6 +199,17 @@ bool		imgio_store_get(imgio_store_client *client, const imgio_store_config *stor
 							const char *key, size_t expected_bytes, uint8_t *dest,
 							size_t capacity, size_t *got, imgio_error *err);
 
+/*
+ * Is the store there, cheaply (for a health check)?  S3: one signed HEAD of
+ * the bucket, not retried, timeout_ms for connecting and for the whole
+ * request (a 403 or 404 is a failure too: the store is unusable); a local
+ * store: its directory exists and can be read.  Not counted by
+ * count_request.  err says why not; it names the endpoint or directory,
+ * so it is for logs, not for an HTTP client.
+ */
+bool		imgio_store_probe(imgio_store_client *client, const imgio_store_config *store,
+							  int timeout_ms, imgio_error *err);
+
 /* Remove an object; one already gone counts as removed. */
 bool		imgio_store_delete(imgio_store_client *client, const imgio_store_config *store,
 							   const char *key, imgio_error *err);

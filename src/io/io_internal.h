@@ -54,6 +54,7 @@ bool		imgio_local_put(const imgio_store_config *store, const char *key,
 bool		imgio_local_get(const imgio_store_config *store, const char *key,
 							size_t expected_bytes, uint8_t *dest, size_t *got, imgio_error *err);
 bool		imgio_local_delete(const imgio_store_config *store, const char *key, imgio_error *err);
+bool		imgio_local_probe(const imgio_store_config *store, imgio_error *err);
 
 /* ------------------------------------------------------------- S3 backend */
 
@@ -78,6 +79,8 @@ bool		imgio_s3_get(imgio_s3_connections *conn, const imgio_hooks *hooks,
 						 imgio_error *err);
 bool		imgio_s3_delete(imgio_s3_connections *conn, const imgio_hooks *hooks,
 							const imgio_store_config *store, const char *key, imgio_error *err);
+bool		imgio_s3_probe(imgio_s3_connections *conn, const imgio_hooks *hooks,
+						   const imgio_store_config *store, int timeout_ms, imgio_error *err);
 /* items are all S3 items; returns how many failed. */
 int			imgio_s3_put_many(imgio_s3_connections *conn, const imgio_hooks *hooks,
 							  imgio_put_item *items, int n, imgio_error *interrupted);

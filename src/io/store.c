@@ -85,6 +85,16 @@ imgio_store_delete(imgio_store_client *client, const imgio_store_config *store, 
 	return ok;
 }
 
+bool
+imgio_store_probe(imgio_store_client *client, const imgio_store_config *store, int timeout_ms,
+				  imgio_error *err)
+{
+	err->interrupted = false;
+	if (is_s3(store))
+		return imgio_s3_probe(&client->s3, &client->hooks, store, timeout_ms, err);
+	return imgio_local_probe(store, err);
+}
+
 /*
  * Local items are written one by one, S3 items all at once (of every S3
  * store in the batch), then put back in their places.

@@ -232,3 +232,20 @@ imgio_local_delete(const imgio_store_config *store, const char *key, imgio_error
 	}
 	return true;
 }
+
+/* The root directory exists and this process may list and read it. */
+bool
+imgio_local_probe(const imgio_store_config *store, imgio_error *err)
+{
+	struct stat st;
+
+	if (store->local_dir == NULL || store->local_dir[0] == '\0')
+		return imgio_fail(err, "the %s store has no directory", store->name);
+	if (stat(store->local_dir, &st) != 0)
+		return imgio_fail(err, "store directory \"%s\" cannot be reached: %m", store->local_dir);
+	if (!S_ISDIR(st.st_mode))
+		return imgio_fail(err, "store directory \"%s\" is not a directory", store->local_dir);
+	if (access(store->local_dir, R_OK | X_OK) != 0)
+		return imgio_fail(err, "store directory \"%s\" cannot be read: %m", store->local_dir);
+	return true;
+}

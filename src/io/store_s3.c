@@ -65,6 +65,7 @@ typedef struct s3_request
 	size_t		len;
 	const char *content_type;
 	const char *cache_control;
+	bool		head;			/* a HEAD (of the bucket, key ""): the store probe */
 	char		payload_sha256[IMGIO_DIGEST_HEX_MAX];
 } s3_request;
 
@@ -254,6 +255,8 @@ configure_request(CURL *c, const imgio_hooks *hooks, const s3_request *q, s3_res
 	}
 	else if (q->verb == IMGIO_VERB_DELETE)
 		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
+	else if (q->head)
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 	return headers;
 }
 
@@ -347,7 +350,7 @@ static void
 describe_failure(const s3_request *q, const s3_result *r, int attempts, imgio_error *err)
 {
 	const imgio_s3_config *t = &q->store->s3;
-	const char *method = imgio_verb_name(q->verb);
+	const char *method = q->head ? "HEAD" : imgio_verb_name(q->verb);
 
 	if (r->curl_code != CURLE_OK)
 		imgio_fail(err, "S3 %s %s/%s at %s failed after %d attempt(s): %s",
@@ -391,7 +394,7 @@ prepare_request(s3_request *q, imgio_error *err)
 {
 	const imgio_s3_config *t = &q->store->s3;
 
-	if (!imgio_key_is_safe(q->key))
+	if (!q->head && !imgio_key_is_safe(q->key))
 		return imgio_fail(err, "refusing unsafe object key \"%s\"", q->key);
 	if (t->bucket == NULL || t->bucket[0] == '\0')
 		return imgio_fail(err, "S3 endpoint %s is set for the %s store but its bucket is empty; set %s",
@@ -496,6 +499,35 @@ imgio_s3_delete(imgio_s3_connections *conn, const imgio_hooks *hooks,
 	if (!prepare_request(&q, err))
 		return false;
 	ok = run_with_retries(conn, hooks, &q, IMGIO_S3_ERROR_BODY_MAX, NULL, 0, NULL, &r, err);
+	release_body(&r.body);
+	return ok;
+}
+
+/*
+ * HEAD of the bucket ("bucket/" path-style, "/" on the bucket's host), one
+ * attempt under the caller's short timeout: a health check must answer
+ * promptly, and is asked again soon enough.
+ */
+bool
+imgio_s3_probe(imgio_s3_connections *conn, const imgio_hooks *hooks,
+			   const imgio_store_config *store, int timeout_ms, imgio_error *err)
+{
+	imgio_store_config quick = *store;
+	s3_request	q = {.store = &quick, .verb = IMGIO_VERB_GET, .key = "", .head = true};
+	s3_result	r;
+	bool		ok;
+
+	quick.s3.timeout_ms = timeout_ms;
+	if (quick.s3.connect_timeout_ms <= 0 || quick.s3.connect_timeout_ms > timeout_ms)
+		quick.s3.connect_timeout_ms = timeout_ms;
+	if (!prepare_request(&q, err))
+		return false;
+	perform_once(conn, hooks, &q, IMGIO_S3_ERROR_BODY_MAX, NULL, &r);
+	ok = r.curl_code == CURLE_OK && r.status >= 200 && r.status < 300;
+	if (r.curl_code == CURLE_ABORTED_BY_CALLBACK)
+		err->interrupted = true;
+	if (!ok)
+		describe_failure(&q, &r, 1, err);
 	release_body(&r.body);
 	return ok;
 }

@@ -128,6 +128,22 @@ TEST_SUITE(io_local_store)
 	CHECK(file_exists(root, "variants/7/v1/medium.jpg"), "the object is a file under the root");
 	CHECK(o.requests[IMGIO_VERB_PUT] == 2 && o.failures[IMGIO_VERB_PUT] == 0, "two PUTs counted");
 
+	{
+		imgio_store_config elsewhere = store;
+		char		missing[96];
+
+		CHECK(imgio_store_probe(client, &store, 1000, &err), "the probe finds the store: %s", err.message);
+		snprintf(missing, sizeof(missing), "%s/nowhere", dir);
+		elsewhere.local_dir = missing;
+		CHECK(!imgio_store_probe(client, &elsewhere, 1000, &err) &&
+			  strstr(err.message, "/nowhere\" cannot be reached: No such file or directory") != NULL,
+			  "a missing directory fails the probe: %s", err.message);
+		elsewhere.local_dir = "";
+		CHECK(!imgio_store_probe(client, &elsewhere, 1000, &err) &&
+			  strcmp(err.message, "the main store has no directory") == 0, "no directory at all: %s", err.message);
+		CHECK(o.requests[IMGIO_VERB_GET] == 0, "probes are not counted as requests");
+	}
+
 	dest = malloc(capacity);
 	CHECK(capacity >= sizeof(variant), "the capacity holds the object");
 	CHECK(imgio_store_get(client, &store, "variants/7/v1/medium.jpg", sizeof(variant), dest,
@@ -185,6 +201,9 @@ TEST_SUITE(io_s3_refusals)
 	CHECK(imgio_store_put_many(client, &item, 1, &err) == 1 && !item.ok &&
 		  strcmp(item.error, "S3 endpoint http://127.0.0.1:1 is set for the hires store but its bucket is empty; set imgmod.hires_s3_bucket") == 0,
 		  "an empty bucket names the setting to set: %s", item.error);
+	CHECK(!imgio_store_probe(client, &store, 500, &err) &&
+		  strstr(err.message, "its bucket is empty; set imgmod.hires_s3_bucket") != NULL,
+		  "the probe of a store without bucket: %s", err.message);
 
 	store.s3.bucket = "b";
 	item.key = "Hires/Upper.jpg";
@@ -197,6 +216,10 @@ TEST_SUITE(io_s3_refusals)
 		  strstr(err.message, "S3 GET b/hires/1/v1/original.jpg at http://127.0.0.1:1 failed after 1 attempt(s): ") != NULL,
 		  "an unreachable endpoint is described: %s", err.message);
 	CHECK(!err.interrupted, "a refused connection is no interruption");
+	CHECK(!imgio_store_probe(client, &store, 500, &err) &&
+		  strstr(err.message, "S3 HEAD b/ at http://127.0.0.1:1 failed after 1 attempt(s): ") != NULL &&
+		  !err.interrupted, "the probe of an unreachable endpoint fails at once: %s", err.message);
+	CHECK(o.requests[IMGIO_VERB_GET] == 1, "and is not counted as a request");
 
 	/* retryable, but the caller must stop: no second attempt, interrupted */
 	store.s3.retries = 5;
