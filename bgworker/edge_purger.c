@@ -156,6 +156,17 @@ sync_edges(void)
 	imgmod_bg_commit_tx();
 }
 
+/* Repeats queued by an earlier run of this process are gone with it: counted as done. */
+static void
+forget_repeats(void)
+{
+	imgmod_bg_begin_tx(NULL);
+	if (SPI_execute("UPDATE imgmod.cdn_edges SET purges_repeated = purges_acknowledged "
+					"WHERE purges_repeated <> purges_acknowledged", false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "imgmod edge purger: could not reset the repeat counters");
+	imgmod_bg_commit_tx();
+}
+
 /* The edges whose next attempt is due. */
 static int
 due_edges(edge_state *edges)
@@ -281,12 +292,30 @@ record_delivery(const edge_state *edge, bool sent, bool ok, int events, const ch
 }
 
 static void
+count_repeat(const char *url)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+
+	imgmod_bg_begin_tx(NULL);
+	values[0] = CStringGetTextDatum(url);
+	if (SPI_execute_with_args("UPDATE imgmod.cdn_edges SET purges_repeated = purges_repeated + 1 WHERE purge_url = $1",
+							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "imgmod edge purger: could not count a repeated purge");
+	imgmod_bg_commit_tx();
+}
+
+static void
 queue_settle_purge(const char *url, const char *keys)
 {
 	settle_purge *s;
 
 	if (settle_count >= MAX_SETTLE_PURGES)
-		return;					/* a repeat is a safety net; the durable purge was delivered */
+	{
+		/* a repeat is a safety net; the durable purge was delivered */
+		count_repeat(url);
+		return;
+	}
 	s = &settle_queue[settle_count++];
 	strlcpy(s->url, url, sizeof(s->url));
 	strlcpy(s->keys, keys, sizeof(s->keys));
@@ -312,6 +341,7 @@ send_settle_purges(void)
 
 			if (!imgio_edge_purge(s->url, s->keys, imgmod_cdn_purge_timeout_ms, &status, &err))
 				ereport(LOG, (errmsg("imgmod edge purger: repeated purge to %s failed: %s", s->url, err.message)));
+			count_repeat(s->url);
 			continue;
 		}
 		if (next < 0 || s->due - now < next * 1000)
@@ -405,6 +435,8 @@ imgmod_edge_purger_main(Datum main_arg)
 				long		settle_ms;
 
 				/* the table follows the setting, also when it was emptied */
+				if (synced_urls == NULL)
+					forget_repeats();
 				if (synced_urls == NULL || strcmp(synced_urls, imgmod_cdn_purge_urls ? imgmod_cdn_purge_urls : "") != 0)
 				{
 					sync_edges();

@@ -799,6 +799,7 @@ CREATE TABLE imgmod.cdn_edges (
     purges_sent          bigint NOT NULL DEFAULT 0,
     purges_acknowledged  bigint NOT NULL DEFAULT 0,
     purges_retried       bigint NOT NULL DEFAULT 0,
+    purges_repeated      bigint NOT NULL DEFAULT 0,
     events_delivered     bigint NOT NULL DEFAULT 0,
     failures_in_row      integer NOT NULL DEFAULT 0,
     next_attempt_at      timestamptz NOT NULL DEFAULT now(),
@@ -813,6 +814,7 @@ COMMENT ON COLUMN imgmod.cdn_edges.cursor_event IS 'See cursor_txid.';
 COMMENT ON COLUMN imgmod.cdn_edges.purges_sent IS 'Purge requests sent, first attempts and retries.';
 COMMENT ON COLUMN imgmod.cdn_edges.purges_acknowledged IS 'Purge requests the edge answered with 200.';
 COMMENT ON COLUMN imgmod.cdn_edges.purges_retried IS 'Purge requests sent again after a failure.';
+COMMENT ON COLUMN imgmod.cdn_edges.purges_repeated IS 'Acknowledged purges sent once more half a second later, in case the edge fetched the changed image from an origin that had not yet dropped its old entry (see bgworker/edge_purger.c). Equal to acknowledged once every repeat went out.';
 COMMENT ON COLUMN imgmod.cdn_edges.events_delivered IS 'Events whose purge the edge acknowledged.';
 COMMENT ON COLUMN imgmod.cdn_edges.failures_in_row IS 'Failed attempts since the last acknowledgement; the backoff grows with it.';
 COMMENT ON COLUMN imgmod.cdn_edges.next_attempt_at IS 'Not before this is the next attempt made (backoff after a failure).';
@@ -825,6 +827,7 @@ SELECT c.purge_url,
        c.purges_sent AS sent,
        c.purges_acknowledged AS acknowledged,
        c.purges_retried AS retried,
+       c.purges_repeated AS repeated,
        coalesce(p.pending, 0) AS pending,
        now() - p.oldest AS oldest_pending_age,
        c.events_delivered,
@@ -838,7 +841,7 @@ SELECT c.purge_url,
           FROM imgmod.events e
          WHERE (e.txid, e.id) > (c.cursor_txid, c.cursor_event)
            AND e.status IN ('ready', 'purged', 'deleted')) p ON true;
-COMMENT ON VIEW imgmod.cdn_purge_status IS 'Every CDN edge purges are sent to (imgmod.cdn_purge_urls) and how delivery goes: sent, acknowledged and retried requests, pending events (changes the edge has not acknowledged yet) and the age of the oldest, the failures in a row and the last error. pending > 0 with an old oldest_pending_age means the edge may serve stale bytes: see last_error.';
+COMMENT ON VIEW imgmod.cdn_purge_status IS 'Every CDN edge purges are sent to (imgmod.cdn_purge_urls) and how delivery goes: sent, acknowledged and retried requests, repeated ones (each acknowledged purge is sent once more 0.5 s later), pending events (changes the edge has not acknowledged yet) and the age of the oldest, the failures in a row and the last error. pending > 0 with an old oldest_pending_age means the edge may serve stale bytes: see last_error.';
 
 CREATE FUNCTION imgmod.cdn_report_varnish(node text, stats jsonb, report_interval interval DEFAULT '5 s')
 RETURNS void
