@@ -4,8 +4,13 @@
 #   origin, Redis path      a cache too small for it: every request reads Redis
 #                           (and checks the bytes against the ETag)
 #   nginx                   the same variant file from disk (sendfile), the anchor
+#   edge, hits              the Varnish edge (edge/imgmod.vcl) in front of the
+#                           memory origin, the variant in its cache
 # for 1 and 64 connections: requests/s, p50 and p99, and the ratios to nginx.
 # Target: memory hits >= 0.8x nginx's requests/s with p99 <= 2x nginx's.
+# Then edit-to-served latency through the edge (bench/edge_latency.py): 50
+# replaces under a steady read load of 200 requests/s, from the call of
+# imgmod.replace() to the edge serving the new bytes; target p99 <= 1 s.
 #
 #   bench/cdn.sh [SECONDS per run, default 10]
 #
@@ -18,10 +23,10 @@ cd "$ROOT"
 SECONDS_PER_RUN=${1:-10}
 WORK=/tmp/imgmod-bench-cdn
 export IMGMOD_CLUSTER_DIR=$WORK/cluster IMGMOD_PGPORT=54360
-MEM_PORT=18181 REDIS_PORT_ORIGIN=18182 NGINX_PORT=18183
+MEM_PORT=18181 REDIS_PORT_ORIGIN=18182 NGINX_PORT=18183 EDGE_PORT=18184
 
-for tool in wrk nginx curl; do
-  command -v "$tool" >/dev/null || { echo "bench/cdn.sh needs $tool (apt-get install wrk nginx-light curl)"; exit 1; }
+for tool in wrk nginx curl varnishd cjpeg; do
+  command -v "$tool" >/dev/null || { echo "bench/cdn.sh needs $tool (apt-get install wrk nginx-light curl varnish varnish-modules libjpeg-turbo-progs)"; exit 1; }
 done
 make -s >/dev/null
 make -s install >/dev/null
@@ -32,6 +37,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   [ -f "$WORK/nginx.pid" ] && kill -QUIT "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  [ -f "$WORK/varnishd.pid" ] && kill -TERM "$(cat "$WORK/varnishd.pid")" 2>/dev/null || true
   scripts/cluster.sh destroy >/dev/null 2>&1 || true
   bash scripts/services.sh stop redis >/dev/null 2>&1 || true
 }
@@ -40,7 +46,8 @@ trap cleanup EXIT
 bash scripts/services.sh start redis >/dev/null
 eval "$(bash scripts/services.sh env)"
 scripts/cluster.sh destroy >/dev/null 2>&1 || true
-IMGMOD_EXTRA_CONF="imgmod.redis_url = '$IMGMOD_REDIS_URL'" scripts/cluster.sh start imgmod_bench >/dev/null
+IMGMOD_EXTRA_CONF="imgmod.redis_url = '$IMGMOD_REDIS_URL'
+imgmod.cdn_purge_urls = 'http://127.0.0.1:$EDGE_PORT/'" scripts/cluster.sh start imgmod_bench >/dev/null
 eval "$(scripts/cluster.sh env)"
 export PGDATABASE=imgmod_bench
 psql -XqAt -c "CREATE EXTENSION IF NOT EXISTS imgmod" \
@@ -58,7 +65,7 @@ chmod -R a+rX "$WORK/www"
 
 start_origin() { # port cache-bytes
   runuser -u postgres -- env IMGMOD_ORIGIN_CONNINFO="host=$PGHOST port=$PGPORT dbname=$PGDATABASE user=bench_origin" \
-    IMGMOD_STORE_DIR="$STORE" IMGMOD_REDIS_URL="$IMGMOD_REDIS_URL" \
+    IMGMOD_STORE_DIR="$STORE" IMGMOD_S3_ENDPOINT= IMGMOD_REDIS_URL="$IMGMOD_REDIS_URL" \
     origin/imgmod-origin --port "$1" --cache-bytes "$2" --node "bench-$1" >"$WORK/origin-$1.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$1/healthz" 2>/dev/null && return 0; sleep 0.05; done
@@ -86,10 +93,20 @@ http {
 CONF
 nginx -c "$WORK/nginx.conf"
 
+mkdir -p "$WORK/edge"
+cat >"$WORK/edge/imgmod-site.vcl" <<VCL
+vcl 4.1;
+backend imgmod_origin { .host = "127.0.0.1"; .port = "$MEM_PORT"; }
+acl imgmod_purgers { "127.0.0.1"; }
+VCL
+varnishd -j none -n "$WORK/edge/work" -a "127.0.0.1:$EDGE_PORT" -T 127.0.0.1:0 -P "$WORK/varnishd.pid" \
+  -f "$ROOT/edge/imgmod.vcl" -p "vcl_path=$WORK/edge:$ROOT/edge" -s imgmod=malloc,256m >"$WORK/varnishd.log" 2>&1
+for _ in $(seq 100); do [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$EDGE_PORT/")" = 404 ] && break; sleep 0.1; done
+
 # Same bytes from each, or the comparison means nothing.
 want=$(md5sum <"$WORK/www/medium.jpg" | cut -d' ' -f1)
 for url in "http://127.0.0.1:$MEM_PORT/i/$ID/v1/medium.jpg" "http://127.0.0.1:$REDIS_PORT_ORIGIN/i/$ID/v1/medium.jpg" \
-           "http://127.0.0.1:$NGINX_PORT/medium.jpg"; do
+           "http://127.0.0.1:$NGINX_PORT/medium.jpg" "http://127.0.0.1:$EDGE_PORT/i/$ID/v1/medium.jpg"; do
   got=$(curl -fsS "$url" | md5sum | cut -d' ' -f1)
   [ "$got" = "$want" ] || { echo "$url served other bytes"; exit 1; }
 done
@@ -111,11 +128,27 @@ for c in 1 64; do
   read -r n_rps n_p50 n_p99 < <(measure "http://127.0.0.1:$NGINX_PORT/medium.jpg" $c)
   read -r m_rps m_p50 m_p99 < <(measure "http://127.0.0.1:$MEM_PORT/i/$ID/v1/medium.jpg" $c)
   read -r r_rps r_p50 r_p99 < <(measure "http://127.0.0.1:$REDIS_PORT_ORIGIN/i/$ID/v1/medium.jpg" $c)
+  read -r e_rps e_p50 e_p99 < <(measure "http://127.0.0.1:$EDGE_PORT/i/$ID/v1/medium.jpg" $c)
   printf '| %s | nginx (disk) | %s | %s | %s | 1.00 | 1.00 |\n' $c "$n_rps" "$n_p50" "$n_p99"
   printf '| %s | origin, memory | %s | %s | %s | %.2f | %.2f |\n' $c "$m_rps" "$m_p50" "$m_p99" \
     "$(echo "$m_rps / $n_rps" | bc -l)" "$(echo "$m_p99 / $n_p99" | bc -l)"
   printf '| %s | origin, Redis | %s | %s | %s | %.2f | %.2f |\n' $c "$r_rps" "$r_p50" "$r_p99" \
     "$(echo "$r_rps / $n_rps" | bc -l)" "$(echo "$r_p99 / $n_p99" | bc -l)"
+  printf '| %s | edge (Varnish), hits | %s | %s | %s | %.2f | %.2f |\n' $c "$e_rps" "$e_p50" "$e_p99" \
+    "$(echo "$e_rps / $n_rps" | bc -l)" "$(echo "$e_p99 / $n_p99" | bc -l)"
 done
 echo
 curl -fsS "http://127.0.0.1:$REDIS_PORT_ORIGIN/metrics" | grep -E 'tier_(hits|misses)_total' | sed 's/^/redis-path origin: /'
+
+# Edit-to-served through the edge: more images to read, then 50 replaces.
+READ_IDS=$ID
+for n in 1 2 3; do
+  READ_IDS="$READ_IDS,$(psql -XqAt -c "SELECT imgmod.upload(pg_read_binary_file('$WORK/photo.jpg'), 'read-$n.jpg')")"
+done
+EDIT=$(psql -XqAt -c "SELECT imgmod.upload(pg_read_binary_file('$WORK/photo.jpg'), 'edited.jpg')")
+for i in ${READ_IDS//,/ } $EDIT; do psql -XqAt -c "SELECT imgmod.wait($i)" >/dev/null; done
+mkdir -p "$WORK/replaces" && chmod 755 "$WORK/replaces"
+echo
+python3 bench/edge_latency.py --edge "http://127.0.0.1:$EDGE_PORT" --image "$EDIT" --read-ids "$READ_IDS" \
+  --replaces 50 --rate 200 --workdir "$WORK/replaces"
+psql -XqAt -c "SELECT 'edge purges: ' || sent || ' sent, ' || acknowledged || ' acknowledged, ' || pending || ' pending' FROM imgmod.cdn_purge_status"
