@@ -18,8 +18,9 @@ PACKAGES=(
   libmicrohttpd-dev libpq-dev curl varnish varnish-modules
   # tests
   libipc-run-perl valgrind libjpeg-turbo-progs strace
-  # check-jsonschema (docker/docker-compose.yml) runs from a venv
-  python3-venv
+  # check-jsonschema (docker/docker-compose.yml) and Playwright (the browser
+  # test, t/033_browser.pl) run from a venv; the browser is Debian's
+  python3-venv chromium
   # fuzzing: clang with the libFuzzer and sanitizer runtimes
   clang-14 libclang-rt-14-dev
 )
@@ -50,3 +51,14 @@ if ! "$TOOLS_VENV/bin/check-jsonschema" --version 2>/dev/null | grep -q "$CHECK_
   "$TOOLS_VENV/bin/pip" install -q "check-jsonschema==$CHECK_JSONSCHEMA_VERSION"
 fi
 echo "install-deps: check-jsonschema present ($TOOLS_VENV/bin/check-jsonschema)"
+
+# Playwright for Python drives Debian's Chromium (/usr/bin/chromium) in the
+# browser test; its own browser download ('playwright install') is never
+# used, so only the Python package is installed.
+PLAYWRIGHT_VERSION=1.65.2
+if ! "$TOOLS_VENV/bin/python" -c "import sys; from importlib.metadata import version; sys.exit(version('playwright') != '$PLAYWRIGHT_VERSION')" 2>/dev/null; then
+  echo "install-deps: installing playwright $PLAYWRIGHT_VERSION into $TOOLS_VENV"
+  [ -x "$TOOLS_VENV/bin/python" ] || /usr/bin/python3 -m venv "$TOOLS_VENV"
+  "$TOOLS_VENV/bin/pip" install -q "playwright==$PLAYWRIGHT_VERSION"
+fi
+echo "install-deps: playwright present ($TOOLS_VENV/bin/python -m playwright, browser /usr/bin/chromium)"

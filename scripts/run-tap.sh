@@ -24,6 +24,8 @@ status=0
 ( cd "$WORK" && "${RUN[@]}" env TESTDIR="$WORK" PATH="$BINDIR:$PATH" \
     PG_REGRESS="$PG_REGRESS" PG_TEST_PORT_DIR="$WORK/tmp_check" \
     IMGMOD_ORIGIN_BIN="${IMGMOD_ORIGIN_BIN:-$ROOT/origin/imgmod-origin}" \
+    IMGMOD_TOOLS_VENV="${IMGMOD_TOOLS_VENV:-/opt/imgmod-tools}" \
+    IMGMOD_UPDATE_SCREENSHOT="${IMGMOD_UPDATE_SCREENSHOT:-}" \
     $(env | grep -E '^IMGMOD_(S3|HIRES_S3|REDIS|KAFKA|SERVICES)_' | tr '\n' ' ') \
     sh -c 'ulimit -n 8192; exec "$@"' sh prove -I "$PERL_LIB" -I "$WORK/t" ${PROVE_FLAGS:-} ${PROVE_TESTS:-t/*.pl} ) || status=$?
 
@@ -35,5 +37,12 @@ if [ "$status" != 0 ]; then
     tail -n 60 "$f"
   done
   exit "$status"
+fi
+# IMGMOD_UPDATE_SCREENSHOT=1: t/033_browser.pl wrote docs/product-page.png
+# into the scratch copy; it goes back into the source tree.
+if [ "${IMGMOD_UPDATE_SCREENSHOT:-}" = 1 ] && [ -f "$WORK/docs/product-page.png" ]; then
+  mkdir -p "$ROOT/docs"
+  cp "$WORK/docs/product-page.png" "$ROOT/docs/product-page.png"
+  echo "run-tap: updated docs/product-page.png"
 fi
 rm -rf "$WORK"
