@@ -15,7 +15,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use ImgmodTest qw(upright_marked_ppm gradient_ppm ppm_to_jpeg start_node upload_bytes replace_bytes);
-use OriginTest qw(start_origin stop_origin http_get origin_metric wait_health);
+use OriginTest qw(start_origin stop_origin http_get origin_metric wait_health secrets_shown);
 
 # The surrogate keys an edge purges by, the same in xkey and Surrogate-Key
 # (the contract with the extension's purges: origin/route.h).
@@ -35,7 +35,16 @@ sub no_surrogate_keys
 my $node = start_node('origin', conf => "imgmod.superseded_retention = '1h'");
 my $id = upload_bytes($node, ppm_to_jpeg(upright_marked_ppm(900, 600), 90), 'origin.jpg');
 is($node->safe_psql('postgres', "SELECT imgmod.wait($id)"), 'ready', 'an image is ready');
-my $o = start_origin($node, args => ['--timeout', 2]);
+# A conninfo carrying a password (the test cluster trusts local
+# connections, so it is only carried) and a PGPASSWORD: neither may show
+# in ps or in the log.
+my %secrets = ('the conninfo password' => 'conninfo-pw-' . int(rand(1e9)), PGPASSWORD => 'pgpassword-' . int(rand(1e9)));
+my $o = start_origin($node, args => ['--timeout', 2],
+	env => { IMGMOD_ORIGIN_CONNINFO => 'host=' . $node->host . ' port=' . $node->port
+		  . " dbname=postgres user=origin password=$secrets{'the conninfo password'}",
+		PGPASSWORD => $secrets{PGPASSWORD} });
+like(slurp_file("/proc/$o->{pid}/cmdline"), qr{imgmod-origin\0--port\0}, 'the command line of the origin is read');
+is(join(', ', secrets_shown($o, %secrets)), '', 'no password in its command line or log');
 
 # --- bytes and headers, every preset, both URL forms
 my @presets = split /\n/, $node->safe_psql('postgres', "SELECT preset FROM imgmod.variants WHERE image_id = $id ORDER BY 1");
@@ -229,6 +238,8 @@ is(http_get($o, "/i/$id/v2/small.jpg")->{status}, 404, 'and v2');
 ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM imgmod.cdn_capacity WHERE tier = 'origin-memory' AND items > 0"),
 	'imgmod.cdn_capacity shows the node');
 is(stop_origin($o), 0, 'SIGTERM: the origin exits 0');
+like(slurp_file($o->{log}), qr/serving on/, 'its log is read');
+is(join(', ', secrets_shown($o, %secrets)), '', 'after a PostgreSQL stop and start, still no password in its log');
 
 # --- a small memory cache: bounded, evicting, and "full" in SQL
 my @ids = map { upload_bytes($node, ppm_to_jpeg(gradient_ppm(1200 + 10 * $_, 900), 92), "many$_.jpg") } 1 .. 8;
@@ -251,7 +262,7 @@ cmp_ok($requested, '>', 3 * $capacity, "distinct variants requested: $requested 
 my $used = origin_metric($o, 'imgmod_origin_cache_used_bytes');
 cmp_ok($used, '<=', $capacity, "the cache holds $used bytes, within its capacity");
 cmp_ok(origin_metric($o, 'imgmod_origin_cache_evictions_total'), '>', 0, 'evictions are counted');
-my ($rss) = slurp_file('/proc/' . $o->{run}->{KIDS}[0]{PID} . '/status') =~ /^VmRSS:\s+(\d+) kB/m;
+my ($rss) = slurp_file("/proc/$o->{pid}/status") =~ /^VmRSS:\s+(\d+) kB/m;
 cmp_ok($rss * 1024, '<', $capacity + 48 * 1024 * 1024, "the origin's resident size (" . $rss * 1024 . " bytes) stays under the capacity + 48 MiB");
 ok($node->poll_query_until('postgres',
 		"SELECT used_bytes <= capacity_bytes AND evictions > 0 FROM imgmod.cdn_capacity WHERE node = 'small-cache'"),
