@@ -231,6 +231,7 @@ origin_sources_get(origin_sources *src, origin_catalog *cat, const origin_varian
 {
 	thread_clients *c;
 	imgio_cache_config cache = src->cache;
+	char		installation[ORIGIN_INSTALLATION_MAX];
 	imgio_error err;
 	size_t		capacity;
 	size_t		got = 0;
@@ -248,7 +249,8 @@ origin_sources_get(origin_sources *src, origin_catalog *cat, const origin_varian
 	if ((c = clients(src)) == NULL)
 		return ORIGIN_FETCH_STORE_FAILED;
 
-	cache.cache_namespace = origin_catalog_installation(cat);
+	origin_catalog_installation(cat, installation, sizeof(installation));
+	cache.cache_namespace = installation;
 	*blob = from_redis(src, c, &cache, v);
 	if (imgio_cache_enabled(&cache))
 		origin_metrics_tier(ORIGIN_TIER_REDIS, *blob != NULL);

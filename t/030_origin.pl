@@ -43,7 +43,7 @@ my $o = start_origin($node, args => ['--timeout', 2],
 	env => { IMGMOD_ORIGIN_CONNINFO => 'host=' . $node->host . ' port=' . $node->port
 		  . " dbname=postgres user=origin password=$secrets{'the conninfo password'}",
 		PGPASSWORD => $secrets{PGPASSWORD} });
-like(slurp_file("/proc/$o->{pid}/cmdline"), qr{imgmod-origin\0--port\0}, 'the command line of the origin is read');
+like(slurp_file("/proc/$o->{pid}/cmdline"), qr{^\Q$ENV{IMGMOD_ORIGIN_BIN}\E\0--port\0}, 'the command line of the origin is read');
 is(join(', ', secrets_shown($o, %secrets)), '', 'no password in its command line or log');
 
 # --- bytes and headers, every preset, both URL forms

@@ -95,7 +95,7 @@ is($r->{content}, "ok\n", '/healthz: ok');
 my ($redis_password) = $ENV{IMGMOD_REDIS_URL} =~ m{redis://[^:@/]*:([^@]+)@};
 my %secrets = ('the S3 access key' => $ENV{IMGMOD_S3_ACCESS_KEY}, 'the S3 secret key' => $ENV{IMGMOD_S3_SECRET_KEY},
 	'the hires S3 secret key' => $ENV{IMGMOD_HIRES_S3_SECRET_KEY}, 'the Redis password' => $redis_password);
-like(slurp_file("/proc/$o->{pid}/cmdline"), qr{imgmod-origin\0--port\0}, 'the command line of the origin is read');
+like(slurp_file("/proc/$o->{pid}/cmdline"), qr{^\Q$ENV{IMGMOD_ORIGIN_BIN}\E\0--port\0}, 'the command line of the origin is read');
 is(join(', ', secrets_shown($o, %secrets)), '', 'no S3 key or Redis password in its command line or log');
 is(stop_origin($o), 0, 'stopped');
 like(slurp_file($o->{log}), qr/the store is unreachable: S3 HEAD/, 'its log tells of the store outage');
