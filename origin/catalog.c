@@ -16,6 +16,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,17 +48,19 @@ struct origin_catalog
 {
 	char	   *conninfo;
 	int			timeout_ms;
-	pthread_mutex_t lock;		/* the hash, the pool, the epoch */
+	pthread_mutex_t lock;		/* the hash, the pool, the epoch, reachable,
+								 * installation, listening */
 	pthread_cond_t pool_free;
 	image_entry *buckets[1024];
 	uint64_t	epoch;			/* bumped by every drop */
 	int			pool_size;
 	pooled_conn *pool;
 	bool		reachable;
-	char		installation[64];
+	char		installation[ORIGIN_INSTALLATION_MAX];
 	pthread_t	listener;
+	bool		listener_started;	/* main thread only */
 	bool		listening;
-	volatile bool stopping;
+	atomic_bool stopping;		/* set by close, read by the listener */
 };
 
 static size_t
@@ -357,7 +360,7 @@ listen_loop(void *arg)
 {
 	origin_catalog *cat = arg;
 
-	while (!cat->stopping)
+	while (!atomic_load(&cat->stopping))
 	{
 		PGconn	   *conn = connect_db(cat);
 		PGresult   *r;
@@ -385,7 +388,7 @@ listen_loop(void *arg)
 			pthread_mutex_unlock(&cat->lock);
 		}
 		PQclear(r);
-		while (!cat->stopping && PQstatus(conn) == CONNECTION_OK)
+		while (!atomic_load(&cat->stopping) && PQstatus(conn) == CONNECTION_OK)
 		{
 			struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
 			PGnotify   *n;
@@ -421,6 +424,7 @@ origin_catalog_listen(origin_catalog *cat)
 {
 	if (pthread_create(&cat->listener, NULL, listen_loop, cat) != 0)
 		return false;
+	cat->listener_started = true;
 	return true;
 }
 
@@ -435,10 +439,12 @@ origin_catalog_reachable(origin_catalog *cat)
 	return r;
 }
 
-const char *
-origin_catalog_installation(origin_catalog *cat)
+void
+origin_catalog_installation(origin_catalog *cat, char *buf, size_t size)
 {
-	return cat->installation;
+	pthread_mutex_lock(&cat->lock);
+	snprintf(buf, size, "%s", cat->installation);
+	pthread_mutex_unlock(&cat->lock);
 }
 
 void
@@ -446,8 +452,9 @@ origin_catalog_close(origin_catalog *cat)
 {
 	if (cat == NULL)
 		return;
-	cat->stopping = true;
-	pthread_join(cat->listener, NULL);
+	atomic_store(&cat->stopping, true);
+	if (cat->listener_started)
+		pthread_join(cat->listener, NULL);
 	for (int i = 0; i < cat->pool_size; i++)
 		if (cat->pool[i].conn)
 			PQfinish(cat->pool[i].conn);

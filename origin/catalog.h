@@ -10,12 +10,15 @@
 #define IMGMOD_ORIGIN_CATALOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "route.h"
 
 typedef struct origin_catalog origin_catalog;
+
+#define ORIGIN_INSTALLATION_MAX 64	/* a uuid's text, with room */
 
 typedef enum origin_lookup
 {
@@ -51,8 +54,10 @@ bool		origin_catalog_listen(origin_catalog *cat);
 bool		origin_catalog_reachable(origin_catalog *cat);
 
 /*
- * The installation id that names imgmod's Redis keys; empty until read.
+ * The installation id that names imgmod's Redis keys, copied into buf
+ * ("" until read).  A copy, taken under the catalog's lock: the listener
+ * thread rewrites it at every (re)connection while requests read it.
  */
-const char *origin_catalog_installation(origin_catalog *cat);
+void		origin_catalog_installation(origin_catalog *cat, char *buf, size_t size);
 
 #endif

@@ -162,22 +162,24 @@ origin_lru_get(origin_lru *lru, const char *key)
 	return e ? &e->blob : NULL;
 }
 
-/* A new entry holding a copy of the bytes, one reference (the caller's). */
+/* A new entry owning bytes (freed here on failure), one reference (the caller's). */
 static entry *
-make_entry(const char *key, const uint8_t *data, size_t len, const char *etag)
+make_entry(const char *key, uint8_t *bytes, size_t len, const char *etag)
 {
 	entry	   *e = calloc(1, sizeof(*e));
 
 	if (e == NULL)
+	{
+		free(bytes);
 		return NULL;
+	}
+	e->bytes = bytes;
 	e->key = strdup(key);
-	e->bytes = malloc(len ? len : 1);
-	if (e->key == NULL || e->bytes == NULL)
+	if (e->key == NULL)
 	{
 		free_entry(e);
 		return NULL;
 	}
-	memcpy(e->bytes, data, len);
 	e->blob.data = e->bytes;
 	e->blob.len = len;
 	strncpy(e->blob.etag, etag ? etag : "", sizeof(e->blob.etag) - 1);
@@ -186,7 +188,7 @@ make_entry(const char *key, const uint8_t *data, size_t len, const char *etag)
 }
 
 const origin_blob *
-origin_lru_put(origin_lru *lru, const char *key, const uint8_t *data, size_t len, const char *etag)
+origin_lru_adopt(origin_lru *lru, const char *key, uint8_t *data, size_t len, const char *etag)
 {
 	entry	   *e = make_entry(key, data, len, etag);
 	entry	   *old;
@@ -220,6 +222,17 @@ origin_lru_put(origin_lru *lru, const char *key, const uint8_t *data, size_t len
 	lru->stats.items++;
 	pthread_mutex_unlock(&lru->lock);
 	return &e->blob;
+}
+
+const origin_blob *
+origin_lru_put(origin_lru *lru, const char *key, const uint8_t *data, size_t len, const char *etag)
+{
+	uint8_t    *copy = malloc(len ? len : 1);
+
+	if (copy == NULL)
+		return NULL;
+	memcpy(copy, data, len);
+	return origin_lru_adopt(lru, key, copy, len, etag);
 }
 
 void

@@ -43,6 +43,14 @@ const origin_blob *origin_lru_get(origin_lru *lru, const char *key);
  */
 const origin_blob *origin_lru_put(origin_lru *lru, const char *key, const uint8_t *data, size_t len,
 								  const char *etag);
+/*
+ * The same without the copy: data (from malloc) belongs to the cache from
+ * this call on, also when NULL is returned, and is freed with free() when
+ * the entry's last holder lets go.  For bytes just read from Redis or the
+ * store, which would otherwise be copied once more.
+ */
+const origin_blob *origin_lru_adopt(origin_lru *lru, const char *key, uint8_t *data, size_t len,
+									const char *etag);
 void		origin_lru_release(origin_lru *lru, const origin_blob *blob);
 
 /* Drops every entry whose key starts with prefix (an image's keys). */

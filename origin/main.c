@@ -10,8 +10,9 @@
  * scripts/services.sh env prints (IMGMOD_S3_ENDPOINT, ..._BUCKET,
  * ..._ACCESS_KEY, ..._SECRET_KEY, IMGMOD_REDIS_URL), or IMGMOD_STORE_DIR for
  * the embedded store.  Secrets are read from the environment only, so they
- * never show in ps, and are never logged.  Every flag has an environment
- * twin: IMGMOD_ORIGIN_<FLAG> (e.g. IMGMOD_ORIGIN_PORT).
+ * never show in ps, and are never logged (nor is a mistyped flag's value:
+ * t/030 and t/031 check the command line and the log).  Every flag has an
+ * environment twin: IMGMOD_ORIGIN_<FLAG> (e.g. IMGMOD_ORIGIN_PORT).
  *
  * SIGTERM or SIGINT: stop accepting, finish the responses in flight, report
  * the cache one last time, exit 0.
@@ -49,8 +50,13 @@ usage(void)
 {
 	fputs("usage: imgmod-origin [--listen ADDR] [--port N] [--cache-bytes N] [--node NAME] [--threads N]\n"
 		  "                     [--connection-limit N] [--per-ip-limit N] [--timeout S] [--report-interval S]\n"
-		  "PostgreSQL from IMGMOD_ORIGIN_CONNINFO or the libpq environment; stores from IMGMOD_S3_* or\n"
-		  "IMGMOD_STORE_DIR; Redis from IMGMOD_REDIS_URL (secrets only from the environment).\n", stderr);
+		  "Every flag has an environment twin IMGMOD_ORIGIN_<FLAG> (e.g. IMGMOD_ORIGIN_PORT).\n"
+		  "PostgreSQL: IMGMOD_ORIGIN_CONNINFO, else the libpq environment (PGHOST, PGUSER, PGPASSWORD, ...).\n"
+		  "Main store: IMGMOD_S3_ENDPOINT, IMGMOD_S3_REGION, IMGMOD_S3_BUCKET, IMGMOD_S3_ACCESS_KEY,\n"
+		  "  IMGMOD_S3_SECRET_KEY, IMGMOD_S3_VIRTUAL_HOST=on|off; or IMGMOD_STORE_DIR (a local store).\n"
+		  "Redis: IMGMOD_REDIS_URL (redis://[:password@]host[:port][/db]), IMGMOD_REDIS_TTL.\n"
+		  "Secrets (S3 keys, the Redis password, a conninfo password) are taken from the environment\n"
+		  "only, never from flags, so they never show in ps; they are never logged.\n", stderr);
 }
 
 /* --flag value, else IMGMOD_ORIGIN_FLAG, else the default. */
@@ -102,7 +108,12 @@ parse_options(int argc, char **argv, origin_options *o, char *node_buf, size_t n
 			ok |= strcmp(argv[i], known[k]) == 0;
 		if (!ok || i + 1 >= argc)
 		{
-			fprintf(stderr, "imgmod-origin: unknown or incomplete option \"%s\"\n", argv[i]);
+			/* the flag's name only: a stray value or what follows '=' may be a secret */
+			if (strncmp(argv[i], "--", 2) != 0)
+				fputs("imgmod-origin: an argument where an option was expected\n", stderr);
+			else
+				fprintf(stderr, "imgmod-origin: unknown or incomplete option \"%.*s\"\n",
+						(int) strcspn(argv[i], "="), argv[i]);
 			return false;
 		}
 	}

@@ -3,7 +3,8 @@
  * library (src/io): the memory LRU, Redis (verified against the variant's
  * ETag: a cache is never trusted), the main store (one GET of exactly the
  * recorded size, verified too when the ETag is an MD5; then put in Redis
- * and in memory).
+ * and in memory).  Bytes read from Redis or the store become the memory
+ * tier's entry as they are (origin_lru_adopt): no second copy.
  *
  * libmicrohttpd answers on a pool of threads; store and Redis clients hold
  * connections, so each thread has its own, made on first use and freed
@@ -216,12 +217,10 @@ from_redis(origin_sources *src, thread_clients *c, const imgio_cache_config *cac
 	if (!imgio_cache_enabled(cache) || !imgio_etag_md5(v->etag, md5) ||
 		!imgio_cache_key(key, sizeof(key), cache->cache_namespace, v->image_id, v->version, v->preset))
 		return NULL;
+	/* the bytes come from malloc (no alloc hook): the memory tier takes them as they are */
 	if (imgio_cache_get_verified(c->cache, cache, key, IMGIO_DIGEST_MD5, md5, &bytes, &len, &err) ==
-		IMGIO_CACHE_READ_HIT)
-	{
-		blob = origin_lru_put(src->lru, v->object_key, bytes, len, v->etag);
-		free(bytes);
-	}
+		IMGIO_CACHE_READ_HIT && bytes != NULL)
+		blob = origin_lru_adopt(src->lru, v->object_key, bytes, len, v->etag);
 	return blob;
 }
 
@@ -231,6 +230,7 @@ origin_sources_get(origin_sources *src, origin_catalog *cat, const origin_varian
 {
 	thread_clients *c;
 	imgio_cache_config cache = src->cache;
+	char		installation[ORIGIN_INSTALLATION_MAX];
 	imgio_error err;
 	size_t		capacity;
 	size_t		got = 0;
@@ -248,7 +248,8 @@ origin_sources_get(origin_sources *src, origin_catalog *cat, const origin_varian
 	if ((c = clients(src)) == NULL)
 		return ORIGIN_FETCH_STORE_FAILED;
 
-	cache.cache_namespace = origin_catalog_installation(cat);
+	origin_catalog_installation(cat, installation, sizeof(installation));
+	cache.cache_namespace = installation;
 	*blob = from_redis(src, c, &cache, v);
 	if (imgio_cache_enabled(&cache))
 		origin_metrics_tier(ORIGIN_TIER_REDIS, *blob != NULL);
@@ -281,8 +282,15 @@ origin_sources_get(origin_sources *src, origin_catalog *cat, const origin_varian
 		if (imgio_cache_key(key, sizeof(key), cache.cache_namespace, v->image_id, v->version, v->preset))
 			(void) imgio_cache_put_many(c->cache, &cache, 1, keys, values, &got);
 	}
-	*blob = origin_lru_put(src->lru, v->object_key, bytes, got, v->etag);
-	free(bytes);
+	/* the read buffer has room for an S3 error document: give back what the object did not use */
+	if (capacity > got)
+	{
+		uint8_t    *fit = realloc(bytes, got ? got : 1);
+
+		if (fit != NULL)
+			bytes = fit;
+	}
+	*blob = origin_lru_adopt(src->lru, v->object_key, bytes, got, v->etag);
 	if (*blob == NULL)
 		return ORIGIN_FETCH_STORE_FAILED;
 	*tier = ORIGIN_TIER_STORE;

@@ -6,6 +6,7 @@
  * any failed check, and when no check ran.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lru.h"
@@ -154,6 +155,24 @@ test_lru(void)
 		CHECK(held && held->len == sizeof(big), "an entry larger than the cache is still handed out");
 		origin_lru_release(lru, held);
 		CHECK(origin_lru_get(lru, "big") == NULL, "but not kept");
+	}
+	/* adopted bytes: no copy, freed by the cache (ASan judges the frees) */
+	{
+		uint8_t    *mine = malloc(800);
+		uint8_t    *huge = malloc(5000);
+		const origin_blob *adopted;
+
+		memset(mine, 3, 800);
+		adopted = origin_lru_adopt(lru, "f1", mine, 800, "\"f\"");
+		CHECK(adopted && adopted->data == mine && adopted->len == 800, "adopted bytes are the entry's, not a copy");
+		origin_lru_release(lru, adopted);
+		held = origin_lru_get(lru, "f1");
+		CHECK(held && held->data == mine && strcmp(held->etag, "\"f\"") == 0, "and are found again");
+		origin_lru_release(lru, held);
+		adopted = origin_lru_adopt(lru, "huge", huge, 5000, "\"h\"");
+		CHECK(adopted && adopted->data == huge, "adopted bytes larger than the cache are handed out");
+		origin_lru_release(lru, adopted);
+		CHECK(origin_lru_get(lru, "huge") == NULL, "but not kept (and freed at their release)");
 	}
 	origin_lru_drop_prefix(lru, "d");
 	CHECK(origin_lru_get(lru, "d1") == NULL, "dropped by prefix");

@@ -14,7 +14,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use ImgmodTest qw(upright_marked_ppm gradient_ppm ppm_to_jpeg start_node upload_bytes services service_conf
   require_services write_binary);
-use OriginTest qw(start_origin stop_origin http_get origin_metric wait_health);
+use OriginTest qw(start_origin stop_origin http_get origin_metric wait_health secrets_shown);
 
 require_services(qw(IMGMOD_S3_ENDPOINT IMGMOD_REDIS_URL));
 my ($rhost, $rport) = $ENV{IMGMOD_REDIS_URL} =~ m{redis://(?:[^@]*@)?([^:/]+):?(\d*)};
@@ -91,6 +91,24 @@ $r = wait_health($o, 200);
 is($r->{status}, 200, 'S3 back: /healthz 200');
 is($r->{content}, "ok\n", '/healthz: ok');
 
+# --- secrets: never on the command line (ps), never in the log
+my ($redis_password) = $ENV{IMGMOD_REDIS_URL} =~ m{redis://[^:@/]*:([^@]+)@};
+my %secrets = ('the S3 access key' => $ENV{IMGMOD_S3_ACCESS_KEY}, 'the S3 secret key' => $ENV{IMGMOD_S3_SECRET_KEY},
+	'the hires S3 secret key' => $ENV{IMGMOD_HIRES_S3_SECRET_KEY}, 'the Redis password' => $redis_password);
+like(slurp_file("/proc/$o->{pid}/cmdline"), qr{^\Q$ENV{IMGMOD_ORIGIN_BIN}\E\0--port\0}, 'the command line of the origin is read');
+is(join(', ', secrets_shown($o, %secrets)), '', 'no S3 key or Redis password in its command line or log');
 is(stop_origin($o), 0, 'stopped');
+like(slurp_file($o->{log}), qr/the store is unreachable: S3 HEAD/, 'its log tells of the store outage');
+is(join(', ', secrets_shown($o, %secrets)), '', 'after the outages, still no secret in its log');
+
+# A Redis URL with a password (this Redis has none, so AUTH fails and Redis
+# is skipped): it shows neither in ps nor in the log.
+my $redis_pw = 'redis-pw-' . int(rand(1e9));
+$o = start_origin($node, services => 1, env => { IMGMOD_REDIS_URL => "redis://:$redis_pw\@$rhost:$rport/0" });
+is(md5_hex(http_get($o, "/i/$b/small.jpg")->{content}), md5_of($b, 'small'), 'with Redis refusing the password, served');
+is(join(', ', secrets_shown($o, %secrets, 'a Redis password' => $redis_pw)), '',
+	'no S3 key or Redis password in its command line or log');
+is(stop_origin($o), 0, 'stopped');
+is(join(', ', secrets_shown($o, %secrets, 'a Redis password' => $redis_pw)), '', 'nor in its log once stopped');
 $node->stop;
 done_testing();

@@ -11,7 +11,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT_OK = qw(start_origin stop_origin http_get origin_metric wait_health);
+our @EXPORT_OK = qw(start_origin stop_origin http_get origin_metric wait_health secrets_shown);
 
 # Origins still running when a test ends (it died half-way) are killed, so
 # none outlives its test.
@@ -44,12 +44,15 @@ sub start_origin
 		: (IMGMOD_STORE_DIR => $node->data_dir . '/imgmod/store', IMGMOD_S3_ENDPOINT => '', IMGMOD_REDIS_URL => ''),
 		%{ $opt{env} // {} });
 	my $log = $node->basedir . "/origin_$port.log";
-	my @cmd = ('env', (map { "$_=$env{$_}" } sort keys %env), origin_binary(), '--port', $port,
-		'--report-interval', 1, @{ $opt{args} // [] });
+	my @cmd = (origin_binary(), '--port', $port, '--report-interval', 1, @{ $opt{args} // [] });
+	# The settings go in the environment, never on a command line (a
+	# conninfo may hold a password): the daemon inherits them.
+	local %ENV = (%ENV, %env);
 	# room for the slow-client test's sockets
 	my $run = IPC::Run::start(['sh', '-c', 'ulimit -n 8192; exec "$@"', 'origin', @cmd], '>', $log, '2>&1');
 	push @started, $run;
-	my $o = { port => $port, url => "http://127.0.0.1:$port", run => $run, log => $log };
+	# sh execs the origin: the same process
+	my $o = { port => $port, url => "http://127.0.0.1:$port", run => $run, log => $log, pid => $run->{KIDS}[0]{PID} };
 	my $http = HTTP::Tiny->new(timeout => 5);
 	for (1 .. 200)
 	{
@@ -83,6 +86,27 @@ sub origin_metric
 	my ($o, $name) = @_;
 	my $text = http_get($o, '/metrics')->{content};
 	return $text =~ /^\Q$name\E (\S+)$/m ? $1 : 0;
+}
+
+# Where any of the secrets shows: the origin's command line (what ps
+# shows, while it runs) and its log.  Returns "what in where" strings;
+# empty when none shows.
+sub secrets_shown
+{
+	my ($o, %secrets) = @_;
+	my %places = (log => slurp_file($o->{log}));
+	my $cmdline = "/proc/$o->{pid}/cmdline";
+	$places{'command line'} = slurp_file($cmdline) if -e $cmdline;
+	my @shown;
+	for my $what (sort keys %secrets)
+	{
+		next unless defined $secrets{$what} && $secrets{$what} ne '';
+		for my $where (sort keys %places)
+		{
+			push @shown, "$what in the $where" if index($places{$where}, $secrets{$what}) >= 0;
+		}
+	}
+	return @shown;
 }
 
 # Polls /healthz until it answers $status (and $body, when given): the
