@@ -762,11 +762,13 @@ $$
     SELECT string_agg(imgmod.url(i.id, v.preset) || ' ' || v.width || 'w', ', ' ORDER BY v.width, v.preset)
       FROM imgmod.images i
       JOIN imgmod.variants v ON v.image_id = i.id AND v.version = i.current_version
-      JOIN imgmod.presets p ON p.name = v.preset AND p.width IS NOT NULL
+      -- the same picture at other widths: a cover or pad preset crops or
+      -- letterboxes it, and a browser may pick any candidate
+      JOIN imgmod.presets p ON p.name = v.preset AND p.width IS NOT NULL AND p.fit = 'contain'
      WHERE i.id = srcset.image_id
 $$;
 COMMENT ON FUNCTION imgmod.srcset(bigint) IS
-  'The srcset attribute of an <img> for the current version: the versioned URL and width of every variant whose preset has a width ("url 256w, url 512w, ..."); NULL when the image has none.';
+  'The srcset attribute of an <img> for the current version: the versioned URL and width of every variant whose preset has a width and fit contain ("url 512w, url 1024w, ..."; cover and pad presets crop or letterbox the picture, so a browser must not pick them for it); NULL when the image has none.';
 
 -- ------------------------------------------------------------- CDN edges
 

@@ -163,6 +163,26 @@ origin_catalog_open(const char *conninfo, int pool_size, int timeout_ms)
 }
 
 /* A pooled connection, (re)connected if needed; NULL when PostgreSQL is unreachable. */
+/* A fresh connection with the lookup prepared, in place of whatever the slot held. */
+static void
+reconnect(origin_catalog *cat, pooled_conn *pc)
+{
+	PGresult   *r;
+
+	if (pc->conn)
+		PQfinish(pc->conn);
+	pc->conn = connect_db(cat);
+	if (pc->conn == NULL)
+		return;
+	r = PQprepare(pc->conn, "lookup", LOOKUP_SQL, 1, NULL);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+	{
+		PQfinish(pc->conn);
+		pc->conn = NULL;
+	}
+	PQclear(r);
+}
+
 static pooled_conn *
 acquire(origin_catalog *cat)
 {
@@ -181,27 +201,8 @@ acquire(origin_catalog *cat)
 	pc->busy = true;
 	pthread_mutex_unlock(&cat->lock);
 
-	if (pc->conn && PQstatus(pc->conn) != CONNECTION_OK)
-	{
-		PQfinish(pc->conn);
-		pc->conn = NULL;
-	}
-	if (pc->conn == NULL)
-	{
-		PGresult   *r;
-
-		pc->conn = connect_db(cat);
-		if (pc->conn)
-		{
-			r = PQprepare(pc->conn, "lookup", LOOKUP_SQL, 1, NULL);
-			if (PQresultStatus(r) != PGRES_COMMAND_OK)
-			{
-				PQfinish(pc->conn);
-				pc->conn = NULL;
-			}
-			PQclear(r);
-		}
-	}
+	if (pc->conn == NULL || PQstatus(pc->conn) != CONNECTION_OK)
+		reconnect(cat, pc);
 	return pc;
 }
 
@@ -230,10 +231,22 @@ load_image(origin_catalog *cat, int64_t image_id, image_entry *e)
 		goto done;
 	snprintf(id, sizeof(id), "%lld", (long long) image_id);
 	r = PQexecPrepared(pc->conn, "lookup", 1, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK && PQstatus(pc->conn) != CONNECTION_OK)
+	{
+		/*
+		 * A pooled connection PostgreSQL dropped (a restart) is only found
+		 * out by using it: connect again and ask once more, so the first
+		 * requests after a restart are answered, not refused with a 503.
+		 */
+		PQclear(r);
+		reconnect(cat, pc);
+		if (pc->conn == NULL)
+			goto done;
+		r = PQexecPrepared(pc->conn, "lookup", 1, params, NULL, NULL, 0);
+	}
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
 	{
 		PQclear(r);
-		/* a connection PostgreSQL dropped (a restart) is made again next time */
 		if (PQstatus(pc->conn) != CONNECTION_OK)
 		{
 			PQfinish(pc->conn);

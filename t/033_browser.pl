@@ -109,14 +109,15 @@ like($html, qr{srcset="\Q$e->{url}\E/i/$ids[0]/v1/\w+\.jpg \d+w, }, 'srcset name
 
 # What a browser should pick at a viewport: the narrowest variant at least
 # as wide as the slot sizes gives (device scale factor 1), else the widest;
-# the candidates are srcset()'s: variants whose preset has a width.
+# the candidates are srcset()'s: variants whose preset has a width and fit
+# contain (a cover preset, the square thumb, is another picture).
 sub expected_preset
 {
 	my ($id, $vw) = @_;
 	my $slot = slot_width($vw);
 	return sql("SELECT v.preset FROM imgmod.images i"
 		  . " JOIN imgmod.variants v ON v.image_id = i.id AND v.version = i.current_version"
-		  . " JOIN imgmod.presets p ON p.name = v.preset AND p.width IS NOT NULL"
+		  . " JOIN imgmod.presets p ON p.name = v.preset AND p.width IS NOT NULL AND p.fit = 'contain'"
 		  . " WHERE i.id = $id ORDER BY v.width >= $slot DESC,"
 		  . " CASE WHEN v.width >= $slot THEN v.width ELSE -v.width END, v.preset LIMIT 1");
 }
