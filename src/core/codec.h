@@ -103,6 +103,13 @@ typedef struct img_jpeg_xform
 img_status	img_jpeg_transform(const uint8_t *data, size_t len, const img_jpeg_xform *xform,
 							   img_buffer *out, bool *imperfect, img_error *err);
 
+/*
+ * Whether a JPEG's samples need converting to become sRGB (not YCbCr/grey,
+ * or a profile other than sRGB); when not, its coefficients may be kept
+ * (normalise.c; edit.c asks the same before editing losslessly).
+ */
+bool		img_jpeg_needs_colour_change(const img_info *info);
+
 /* ---- shared helpers (metadata.c, colour.c) ---- */
 
 /*

@@ -25,8 +25,8 @@ img_normalised_free(img_normalised *normalised)
 	img_buffer_free(&normalised->master);
 }
 
-static bool
-needs_colour_change(const img_info *info)
+bool
+img_jpeg_needs_colour_change(const img_info *info)
 {
 	if (info->colour != IMG_COLOUR_YCBCR && info->colour != IMG_COLOUR_GRAY)
 		return true;
@@ -104,7 +104,7 @@ img_normalise(const uint8_t *data, size_t len, const img_limits *limits,
 	if (st != IMG_OK)
 		return st;
 
-	if (out->info.format == IMG_FORMAT_JPEG && !needs_colour_change(&out->info))
+	if (out->info.format == IMG_FORMAT_JPEG && !img_jpeg_needs_colour_change(&out->info))
 	{
 		bool		retry;
 
