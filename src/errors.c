@@ -47,6 +47,8 @@ static const reason_code codes[IMG_STATUS_COUNT] = {
 	"Lower imgmod.max_megapixels or give the server more memory."},
 	[IMG_ERR_INTERNAL] = {"XX000", MAKE_SQLSTATE('X', 'X', '0', '0', '0'), NULL},
 	[IMG_ERR_INTERRUPTED] = {"57014", MAKE_SQLSTATE('5', '7', '0', '1', '4'), NULL},
+	[IMG_ERR_BAD_EDIT] = {"22I12", MAKE_SQLSTATE('2', '2', 'I', '1', '2'),
+	"Fix the named edit operation: crops inside the image, rotations of 90, 180 or 270 degrees, aspects of positive integers, focal points inside the image."},
 };
 
 int

@@ -80,6 +80,36 @@ img_status	img_load_probed(const uint8_t *data, size_t len, const img_limits *li
 /* The codec for an accepted format, or NULL. */
 const img_codec *img_codec_for(img_format format);
 
+/* ---- lossless JPEG transform (jpegxform.c) ---- */
+
+typedef struct img_jpeg_xform
+{
+	int			op;				/* a TurboJPEG TJXOP_* value */
+	bool		crop;			/* also cut to the region below (TJXOPT_CROP) */
+	uint32_t	crop_x;			/* in the transformed image; x, y on MCU boundaries */
+	uint32_t	crop_y;
+	uint32_t	crop_w;			/* 0: to the right/bottom edge */
+	uint32_t	crop_h;
+} img_jpeg_xform;
+
+/*
+ * Transform a JPEG's DCT coefficients without decoding them, dropping every
+ * metadata marker.  A flip/rotate is asked to be perfect (TJXOPT_PERFECT):
+ * when it cannot be (partial MCUs would move inside the image), returns
+ * IMG_OK with *imperfect set and out empty, so the caller can decode and
+ * re-encode instead.  Otherwise IMG_OK with out (img_alloc'd) filled, or an
+ * error (corrupt, truncated, interrupted, out of memory) with out empty.
+ */
+img_status	img_jpeg_transform(const uint8_t *data, size_t len, const img_jpeg_xform *xform,
+							   img_buffer *out, bool *imperfect, img_error *err);
+
+/*
+ * Whether a JPEG's samples need converting to become sRGB (not YCbCr/grey,
+ * or a profile other than sRGB); when not, its coefficients may be kept
+ * (normalise.c; edit.c asks the same before editing losslessly).
+ */
+bool		img_jpeg_needs_colour_change(const img_info *info);
+
 /* ---- shared helpers (metadata.c, colour.c) ---- */
 
 /*

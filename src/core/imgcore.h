@@ -87,6 +87,7 @@ typedef enum img_status
 	IMG_ERR_NO_MEMORY,
 	IMG_ERR_INTERNAL,
 	IMG_ERR_INTERRUPTED,		/* the caller's interrupt hook asked to stop */
+	IMG_ERR_BAD_EDIT,			/* an edit operation that cannot apply (img_edit_plan) */
 	IMG_STATUS_COUNT
 } img_status;
 
@@ -284,6 +285,22 @@ typedef struct img_placement
 void		img_geometry_place(uint32_t src_width, uint32_t src_height,
 							   const img_geometry *geometry, img_placement *placement);
 
+/* A focal point as fractions of the image's width and height (0..1, from the top-left). */
+typedef struct img_focus
+{
+	double		x;
+	double		y;
+} img_focus;
+
+/*
+ * img_geometry_place, with a cover crop centred on focus instead of the
+ * image's centre, clamped inside the image.  focus NULL: the centre, exactly
+ * as img_geometry_place.  Output sizes never depend on the focal point.
+ */
+void		img_geometry_place_focus(uint32_t src_width, uint32_t src_height,
+									 const img_geometry *geometry, const img_focus *focus,
+									 img_placement *placement);
+
 /* High-quality Lanczos-3 resample of a crop of src into dst (allocated). */
 img_status	img_resize(const img_raster *src, double src_x, double src_y,
 					   double src_w, double src_h, uint32_t dst_width,
@@ -351,6 +368,107 @@ img_status	img_normalise(const uint8_t *data, size_t len, const img_limits *limi
 						  img_error *err);
 void		img_normalised_free(img_normalised *normalised);
 
+/* ------------------------------------------------------------------- edit */
+
+/*
+ * Edits of an image's full-resolution master (edit.c): rotate, flip, crop,
+ * pad and a focal point, applied in order in upright pixel coordinates.
+ *
+ * Lossless when the JPEG allows it: a run of rotations and flips is one
+ * composed transform of the DCT coefficients when it moves no partial MCU
+ * inside the image (TJXOPT_PERFECT), and a crop whose left/top edges fall
+ * on MCU boundaries cuts coefficients (its right/bottom edges are free).
+ * Anything else (an unaligned crop, a pad, an imperfect transform, a base
+ * that is not an upright sRGB JPEG) decodes the base once, applies every
+ * op to the pixels and encodes once: IMG_MASTER_REENCODED.
+ *
+ * Coordinates: crop and focus take pixels, or with ratio fractions 0..1 of
+ * the current size (after the previous ops).  A crop's edges are rounded
+ * to the nearest pixel, halves up (left = floor(x + 0.5), right =
+ * floor(x + width + 0.5), in pixels once a ratio is multiplied by the
+ * current size), so adjacent crops tile; the rounded rectangle must be
+ * non-empty and inside the image.  A focal point is a position, not a
+ * pixel: 0..width by 0..height from the top-left corner, edges included.
+ * Later ops move it with the pixels; a crop that leaves it outside is an
+ * error (put the focus after the crop).  The last focus op wins.
+ * Pad extends the canvas to aspect_w:aspect_h (each 1..IMG_EDIT_MAX_ASPECT)
+ * around the centred image (an odd leftover pixel goes right/bottom), in
+ * the background colour, never scaling; a pad to the current aspect does
+ * nothing.  Ops that change nothing (a crop of the whole image, a pad to
+ * the aspect it has, four quarter turns) cost nothing; an edit that
+ * changes no pixel returns the base's bytes (method lossless).
+ */
+#define IMG_EDIT_MAX_OPS 16
+#define IMG_EDIT_MAX_ASPECT 10000
+
+typedef enum img_edit_kind
+{
+	IMG_EDIT_ROTATE,
+	IMG_EDIT_FLIP,
+	IMG_EDIT_CROP,
+	IMG_EDIT_PAD,
+	IMG_EDIT_FOCUS,
+} img_edit_kind;
+
+/* Short lowercase name ("rotate", "flip", ...), "unknown" for others. */
+const char *img_edit_kind_name(img_edit_kind kind);
+
+typedef struct img_edit_op
+{
+	img_edit_kind kind;
+	int			degrees;		/* rotate: 90, 180, 270 clockwise (as jpegtran and CSS) */
+	bool		vertical;		/* flip: false = mirror left-right, true = upside down */
+	bool		ratio;			/* crop/focus: x, y, width, height are 0..1 fractions */
+	double		x,
+				y,
+				width,
+				height;			/* crop rectangle; focus uses x, y */
+	uint32_t	aspect_w,
+				aspect_h;		/* pad: target aspect, e.g. 1:1 */
+	uint8_t		background[3];	/* pad colour */
+} img_edit_op;
+
+typedef struct img_edit_result
+{
+	img_buffer	master;			/* the new full-resolution master JPEG, no metadata */
+	uint32_t	width;
+	uint32_t	height;
+	img_master_method method;	/* LOSSLESS: every op done on DCT coefficients */
+	bool		has_focus;
+	double		focus_x;		/* focal point, 0..1 fractions of the result */
+	double		focus_y;
+} img_edit_result;
+
+/*
+ * Check ops against a width x height base without touching pixels and
+ * compute the result's size.  Refuses n == 0 or n > IMG_EDIT_MAX_OPS, a
+ * crop outside the image or empty, degrees other than 90/180/270, a bad
+ * aspect, a focal point outside the image (or cropped away), a coordinate
+ * that is not a finite number, a negative one, an unknown kind
+ * (IMG_ERR_BAD_EDIT), and a result (or an intermediate size) over
+ * limits->max_side (IMG_ERR_BAD_DIMENSIONS) or max_pixels
+ * (IMG_ERR_TOO_MANY_PIXELS).  *bad_index is the first bad op's 0-based
+ * index (IMG_EDIT_MAX_OPS for too many ops), -1 when the list as a whole
+ * or the base size is at fault or on success; err's message names the
+ * index, the kind and the reason.  limits NULL: the defaults.  out_w,
+ * out_h and bad_index may be NULL.
+ */
+img_status	img_edit_plan(uint32_t width, uint32_t height, const img_edit_op *ops, size_t n,
+						  const img_limits *limits, uint32_t *out_w, uint32_t *out_h,
+						  int *bad_index, img_error *err);
+
+/*
+ * Apply ops to a master (probed under limits first), losslessly when
+ * possible (see above), else one decode, every op in pixel space and one
+ * encode at reencode_quality (1..100; others mean 80).  Fails with
+ * img_edit_plan's status when the ops do not plan; on any failure out is
+ * empty.
+ */
+img_status	img_edit_apply(const uint8_t *jpeg, size_t len, const img_limits *limits,
+						   const img_edit_op *ops, size_t n, int reencode_quality,
+						   img_edit_result *out, img_error *err);
+void		img_edit_result_free(img_edit_result *result);
+
 /* ----------------------------------------------------------------- render */
 
 typedef struct img_variant_spec
@@ -386,6 +504,17 @@ img_status	img_render_variants(const uint8_t *data, size_t len,
 								const img_variant_spec *specs, size_t n,
 								const uint8_t background[3],
 								img_variant_result *results, img_error *err);
+
+/*
+ * img_render_variants with a focal point (fractions of the upright image,
+ * e.g. img_edit_result's): cover variants crop around it.  focus NULL is
+ * img_render_variants.
+ */
+img_status	img_render_variants_focus(const uint8_t *data, size_t len,
+									  const img_limits *limits,
+									  const img_variant_spec *specs, size_t n,
+									  const uint8_t background[3], const img_focus *focus,
+									  img_variant_result *results, img_error *err);
 void		img_variant_results_free(img_variant_result *results, size_t n);
 
 #ifdef __cplusplus

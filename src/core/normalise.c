@@ -25,8 +25,8 @@ img_normalised_free(img_normalised *normalised)
 	img_buffer_free(&normalised->master);
 }
 
-static bool
-needs_colour_change(const img_info *info)
+bool
+img_jpeg_needs_colour_change(const img_info *info)
 {
 	if (info->colour != IMG_COLOUR_YCBCR && info->colour != IMG_COLOUR_GRAY)
 		return true;
@@ -61,31 +61,6 @@ orientation_op(int orientation)
 }
 
 /*
- * tjTransform reads every coefficient, then writes the new file, in one
- * call.  Its custom filter is called block row by block row in between;
- * failing it when the caller's interrupt hook asks to stop makes
- * tjTransform skip the write and return through its own cleanup.
- */
-static int
-interrupt_between_read_and_write(short *coeffs, tjregion array_region, tjregion plane_region,
-								 int component, int transform_index, tjtransform *transform)
-{
-	bool	   *interrupted = transform->data;
-
-	(void) coeffs;
-	(void) array_region;
-	(void) plane_region;
-	(void) component;
-	(void) transform_index;
-	if (img_interrupt_requested())
-	{
-		*interrupted = true;
-		return -1;
-	}
-	return 0;
-}
-
-/*
  * Returns IMG_OK with the master filled, or an error status.  *retry is set
  * when the transform could not be lossless for geometric reasons, so the
  * caller re-encodes instead.
@@ -94,64 +69,13 @@ static img_status
 lossless_master(const uint8_t *data, size_t len, const img_info *info,
 				img_normalised *out, bool *retry, img_error *err)
 {
-	tjhandle	tj;
-	tjtransform xform;
-	unsigned char *dst = NULL;
-	unsigned long dst_len = 0;
-	bool		interrupted = false;
-	int			rc;
+	img_jpeg_xform xform = {0};
 	img_status	st;
 
-	*retry = false;
-	st = img_check_interrupt(err, "transforming jpeg");
-	if (st != IMG_OK)
-		return st;
-	tj = tjInitTransform();
-	if (tj == NULL)
-		return img_fail(err, IMG_ERR_NO_MEMORY, "cannot initialise the jpeg transformer");
-
-	memset(&xform, 0, sizeof(xform));
 	xform.op = orientation_op(info->orientation);
-	xform.options = TJXOPT_COPYNONE | (xform.op != TJXOP_NONE ? TJXOPT_PERFECT : 0);
-	xform.customFilter = interrupt_between_read_and_write;
-	xform.data = &interrupted;
-
-	rc = tjTransform(tj, data, (unsigned long) len, 1, &dst, &dst_len, &xform,
-					 TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS);
-	if (rc != 0)
-	{
-		const char *msg = tjGetErrorStr2(tj);
-
-		if (interrupted)
-			img_fail(err, IMG_ERR_INTERRUPTED, "interrupted while transforming jpeg");
-		else if (xform.op != TJXOP_NONE && strstr(msg, "perfect") != NULL)
-			*retry = true;
-		else
-			img_fail(err, strstr(msg, "Premature end") ? IMG_ERR_TRUNCATED : IMG_ERR_CORRUPT,
-					 "jpeg is corrupt: %s", msg);
-		if (dst)
-			tjFree(dst);
-		tjDestroy(tj);
-		return *retry ? IMG_OK : err->status;
-	}
-	tjDestroy(tj);
-	/* the write half cannot be interrupted: ask once it is done */
-	st = img_check_interrupt(err, "transforming jpeg");
-	if (st != IMG_OK)
-	{
-		tjFree(dst);
+	st = img_jpeg_transform(data, len, &xform, &out->master, retry, err);
+	if (st != IMG_OK || *retry)
 		return st;
-	}
-
-	out->master.data = img_alloc(dst_len);
-	if (out->master.data == NULL)
-	{
-		tjFree(dst);
-		return img_fail(err, IMG_ERR_NO_MEMORY, "out of memory copying the master");
-	}
-	memcpy(out->master.data, dst, dst_len);
-	out->master.len = dst_len;
-	tjFree(dst);
 	out->method = IMG_MASTER_LOSSLESS;
 	if (info->orientation >= 5)
 	{
@@ -180,7 +104,7 @@ img_normalise(const uint8_t *data, size_t len, const img_limits *limits,
 	if (st != IMG_OK)
 		return st;
 
-	if (out->info.format == IMG_FORMAT_JPEG && !needs_colour_change(&out->info))
+	if (out->info.format == IMG_FORMAT_JPEG && !img_jpeg_needs_colour_change(&out->info))
 	{
 		bool		retry;
 

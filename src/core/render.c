@@ -106,6 +106,16 @@ img_render_variants(const uint8_t *data, size_t len, const img_limits *limits,
 					const uint8_t background[3], img_variant_result *results,
 					img_error *err)
 {
+	return img_render_variants_focus(data, len, limits, specs, n, background, NULL,
+									 results, err);
+}
+
+img_status
+img_render_variants_focus(const uint8_t *data, size_t len, const img_limits *limits,
+						  const img_variant_spec *specs, size_t n,
+						  const uint8_t background[3], const img_focus *focus,
+						  img_variant_result *results, img_error *err)
+{
 	img_info	info;
 	img_load_options load;
 	img_raster	source = {0};
@@ -139,7 +149,7 @@ img_render_variants(const uint8_t *data, size_t len, const img_limits *limits,
 	for (size_t i = 0; i < n; i++)
 	{
 		plan[i].index = i;
-		img_geometry_place(up_w, up_h, &specs[i].geometry, &plan[i].placement);
+		img_geometry_place_focus(up_w, up_h, &specs[i].geometry, focus, &plan[i].placement);
 		st = check_planned_size(&specs[i], i, &plan[i].placement, limits, err);
 		if (st != IMG_OK)
 		{

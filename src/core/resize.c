@@ -163,6 +163,10 @@ contain_size(uint32_t sw, uint32_t sh, uint32_t bw, uint32_t bh, bool upscale,
  * an odd leftover pixel goes to the right/bottom.  The cover crop is exact
  * (fractional) when the image is scaled, and whole pixels at a floor-centred
  * offset when it is not (no upscale), so an unscaled crop is a plain copy.
+ * With a focal point (img_geometry_place_focus) the cover crop window is
+ * centred on it instead (whole-pixel start rounded to nearest) and then
+ * moved back inside the image where it would cross an edge; contain and pad
+ * do not crop, so the focal point changes nothing for them.
  *
  * A zero source side is treated as 1; such a raster cannot exist, and
  * img_render_geometry refuses it anyway.
@@ -170,6 +174,42 @@ contain_size(uint32_t sw, uint32_t sh, uint32_t bw, uint32_t bh, bool upscale,
 void
 img_geometry_place(uint32_t src_width, uint32_t src_height,
 				   const img_geometry *geometry, img_placement *placement)
+{
+	img_geometry_place_focus(src_width, src_height, geometry, NULL, placement);
+}
+
+/*
+ * Where a cover crop of length crop (out of side) starts: centred on the
+ * focal point (a fraction of side; NULL or not finite: the centre), moved
+ * back inside the image when the window would cross an edge.  whole:
+ * the crop is in whole pixels, its start rounded to nearest (halves up).
+ */
+static double
+cover_start(uint32_t side, double crop, const double *focus, bool whole)
+{
+	double		f = (focus != NULL && isfinite(*focus)) ? *focus : 0.5;
+	double		start;
+
+	if (f < 0.0)
+		f = 0.0;
+	if (f > 1.0)
+		f = 1.0;
+	if (focus == NULL)
+		return whole ? (double) ((side - (uint32_t) crop) / 2) : (side - crop) / 2.0;
+	start = f * side - crop / 2.0;
+	if (whole)
+		start = floor(start + 0.5);
+	if (start > side - crop)
+		start = side - crop;
+	if (start < 0.0)
+		start = 0.0;
+	return start;
+}
+
+void
+img_geometry_place_focus(uint32_t src_width, uint32_t src_height,
+						 const img_geometry *geometry, const img_focus *focus,
+						 img_placement *placement)
 {
 	uint32_t	sw = src_width ? src_width : 1;
 	uint32_t	sh = src_height ? src_height : 1;
@@ -228,8 +268,8 @@ img_geometry_place(uint32_t src_width, uint32_t src_height,
 				if (ow > sw)
 					ow = sw;
 			}
-			placement->src_x = (sw - ow) / 2;
-			placement->src_y = (sh - oh) / 2;
+			placement->src_x = cover_start(sw, ow, focus ? &focus->x : NULL, true);
+			placement->src_y = cover_start(sh, oh, focus ? &focus->y : NULL, true);
 			placement->src_w = ow;
 			placement->src_h = oh;
 		}
@@ -237,8 +277,8 @@ img_geometry_place(uint32_t src_width, uint32_t src_height,
 		{
 			ow = bw;
 			oh = bh;
-			placement->src_x = (sw - crop_w) / 2.0;
-			placement->src_y = (sh - crop_h) / 2.0;
+			placement->src_x = cover_start(sw, crop_w, focus ? &focus->x : NULL, false);
+			placement->src_y = cover_start(sh, crop_h, focus ? &focus->y : NULL, false);
 			placement->src_w = crop_w;
 			placement->src_h = crop_h;
 		}

@@ -25,6 +25,7 @@ static const char *const status_names[IMG_STATUS_COUNT] = {
 	[IMG_ERR_NO_MEMORY] = "out_of_memory",
 	[IMG_ERR_INTERNAL] = "internal_error",
 	[IMG_ERR_INTERRUPTED] = "interrupted",
+	[IMG_ERR_BAD_EDIT] = "bad_edit",
 };
 
 const char *
