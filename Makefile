@@ -23,7 +23,7 @@ include $(IMGIO_DIR)/io.mk
 OBJS = \
 	src/module.o src/settings.o src/errors.o src/shared_state.o src/audit.o \
 	src/background_tx.o src/core_memory.o src/io_hooks.o src/hashing.o src/storage.o src/stats.o src/cache_redis.o \
-	src/upload.o src/idempotency.o src/inspect.o src/fetch.o \
+	src/upload.o src/idempotency.o src/edit.o src/edit_ops.o src/inspect.o src/fetch.o \
 	bgworker/worker.o bgworker/job_queue.o bgworker/render_job.o bgworker/purge_job.o bgworker/publisher.o bgworker/retry_request.o bgworker/edge_purger.o \
 	$(patsubst %.c,$(IMGCORE_DIR)/%.o,$(IMGCORE_SRCS)) \
 	$(patsubst %.c,$(IMGIO_DIR)/%.o,$(IMGIO_SRCS))
@@ -34,7 +34,7 @@ PG_CPPFLAGS = -Isrc -I$(IMGCORE_DIR) $(IMGCORE_CFLAGS) -I$(IMGIO_DIR) $(IMGIO_CF
 PG_CFLAGS = -Wall -Wextra -Werror
 SHLIB_LINK = $(IMGCORE_LIBS) $(IMGIO_LIBS) $(shell pkg-config --libs rdkafka) -lpthread
 
-REGRESS = upload inspect rejections presets render versions settings claims privileges idempotency cdn
+REGRESS = upload inspect rejections presets render versions settings claims privileges idempotency edit cdn
 REGRESS_OPTS = --use-existing
 override CONTRIB_TESTDB = imgmod_regress
 

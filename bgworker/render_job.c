@@ -25,6 +25,7 @@
 #include "pgstat.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+#include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -55,6 +56,21 @@ typedef struct claimed_job
 									 * false: re-render from the compressed master */
 	const char *source_origin;	/* redis, staged or store */
 	MemoryContext job_context;	/* where results that outlive a transaction go */
+	/* edit and revert: the master is made from another version's */
+	char	   *origin;			/* upload, replace, edit or revert */
+	bool		derive_master;	/* an edit or revert whose master is not stored yet */
+	int32		base_version;
+	char		base_sha256[65];
+	char	   *base_hires_key;
+	int32		base_hires_bytes;
+	bool		base_has_staged;
+	char	   *ops;			/* edit: the ops, as JSON text */
+	img_master_method derived_method;	/* of the master made here */
+	uint32		derived_width;
+	uint32		derived_height;
+	bool		has_focus;		/* cover presets crop around (focus_x, focus_y) */
+	double		focus_x;
+	double		focus_y;
 	bool		store_masters;	/* masters not stored yet for this version */
 	int			npresets;
 	preset_row *presets;
@@ -103,8 +119,12 @@ prepare_render(claimed_job *job, MemoryContext keep)
 	/* Only where the source is; its bytes are read after this commits. */
 	if (SPI_execute_with_args("SELECT v.staged IS NOT NULL, v.master_key, "
 							  "       coalesce(i.current_version, 0) > v.version OR i.status = 'deleted', "
-							  "       i.status = 'deleted', v.master_sha256, coalesce(v.master_bytes, 0) "
+							  "       i.status = 'deleted', v.master_sha256, coalesce(v.master_bytes, 0), "
+							  "       v.origin, v.base_version, v.ops::pg_catalog.text, b.master_sha256, b.hires_key, "
+							  "       coalesce(b.hires_bytes, 0), b.staged IS NOT NULL, v.focus_x, v.focus_y, "
+							  "       v.width, v.height "
 							  "FROM imgmod.image_versions v JOIN imgmod.images i ON i.id = v.image_id "
+							  "LEFT JOIN imgmod.image_versions b ON b.image_id = v.image_id AND b.version = v.base_version "
 							  "WHERE v.image_id = $1 AND v.version = $2 FOR UPDATE OF i",
 							  2, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "imgmod: image %lld version %d has no row in imgmod.image_versions",
@@ -112,10 +132,30 @@ prepare_render(claimed_job *job, MemoryContext keep)
 	job->has_staged = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	old = MemoryContextSwitchTo(keep);
 	job->master_key = copy_text_column(0, 2);
+	job->origin = copy_text_column(0, 7);
+	job->ops = copy_text_column(0, 9);
+	job->base_hires_key = copy_text_column(0, 11);
 	MemoryContextSwitchTo(old);
-	strlcpy(job->master_sha256, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5),
-			sizeof(job->master_sha256));
+	{
+		char	   *sha = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
+		char	   *base_sha = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 10);
+
+		strlcpy(job->master_sha256, sha ? sha : "", sizeof(job->master_sha256));
+		strlcpy(job->base_sha256, base_sha ? base_sha : "", sizeof(job->base_sha256));
+	}
 	job->master_bytes = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6, &isnull));
+	job->base_version = int_column(0, 8, &isnull);
+	job->base_hires_bytes = int_column(0, 12, &isnull);
+	job->base_has_staged = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 13, &isnull));
+	job->focus_x = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 14, &isnull));
+	job->has_focus = !isnull;
+	job->focus_y = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 15, &isnull));
+	job->has_focus = job->has_focus && !isnull;
+	job->derived_width = (uint32) int_column(0, 16, &isnull);
+	job->derived_height = (uint32) int_column(0, 17, &isnull);
+	/* an edit or revert whose masters are not stored yet makes them from its base */
+	job->derive_master = (strcmp(job->origin, "edit") == 0 || strcmp(job->origin, "revert") == 0) &&
+		job->master_key == NULL;
 	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)))
 	{
 		bool		deleted = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
@@ -182,6 +222,37 @@ prepare_render(claimed_job *job, MemoryContext keep)
 	return true;
 }
 
+/* A version's staged master, in the caller's memory; NULL once it was cleared. */
+static bytea *
+read_staged(int64 image_id, int32 version)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2];
+	bool		isnull;
+	MemoryContext keep = CurrentMemoryContext;
+	bytea	   *b = NULL;
+
+	values[0] = Int64GetDatum(image_id);
+	values[1] = Int32GetDatum(version);
+	imgmod_bg_begin_tx("imgmod: reading a staged master");
+	if (SPI_execute_with_args("SELECT staged FROM imgmod.image_versions WHERE image_id = $1 AND version = $2",
+							  2, types, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		Datum		staged = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+		{
+			/* fetched from TOAST straight into the caller's memory: one copy */
+			MemoryContext old = MemoryContextSwitchTo(keep);
+
+			b = DatumGetByteaPCopy(staged);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	imgmod_bg_commit_tx();
+	return b;
+}
+
 /*
  * The source, in the order that costs least: Redis (set by an earlier
  * render of this version), the staged row, and only for a re-render after
@@ -210,35 +281,16 @@ load_source(claimed_job *job)
 	}
 	if (job->has_staged)
 	{
-		Oid			types[2] = {INT8OID, INT4OID};
-		Datum		values[2];
-		bool		isnull;
-		MemoryContext keep = CurrentMemoryContext;
+		bytea	   *b = read_staged(job->image_id, job->version);
 
-		values[0] = Int64GetDatum(job->image_id);
-		values[1] = Int32GetDatum(job->version);
-		imgmod_bg_begin_tx("imgmod: reading the staged master");
-		if (SPI_execute_with_args("SELECT staged FROM imgmod.image_versions WHERE image_id = $1 AND version = $2",
-								  2, types, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		if (b != NULL)
 		{
-			Datum		staged = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-			if (!isnull)
-			{
-				/* fetched from TOAST straight into the job's memory: one copy */
-				MemoryContext old = MemoryContextSwitchTo(keep);
-				bytea	   *b = DatumGetByteaPCopy(staged);
-
-				MemoryContextSwitchTo(old);
-				job->source_len = VARSIZE(b) - VARHDRSZ;
-				job->source = (uint8_t *) VARDATA(b);
-				job->source_is_staged = true;
-				job->source_origin = "staged";
-			}
-		}
-		imgmod_bg_commit_tx();
-		if (job->source != NULL)
+			job->source_len = VARSIZE(b) - VARHDRSZ;
+			job->source = (uint8_t *) VARDATA(b);
+			job->source_is_staged = true;
+			job->source_origin = "staged";
 			return;
+		}
 	}
 	if (job->master_key == NULL)
 		elog(ERROR, "imgmod: image %lld version %d has neither staged bytes nor a stored master",
@@ -259,6 +311,141 @@ load_source(claimed_job *job)
 		job->source_is_staged = false;
 		job->source_origin = "store";
 	}
+}
+
+/*
+ * A version's full-resolution master, for an edit or a revert to start
+ * from: Redis (verified against the version's digest), else its staged row
+ * (it is not stored yet), else one GET from the hi-res store, verified too.
+ * Never a variant or the compressed master: edits never compound loss.
+ */
+static void
+load_version_master(claimed_job *job, int32 version, const char *sha256, const char *hires_key,
+					int32 hires_bytes, bool has_staged, uint8_t **data, size_t *len)
+{
+	char		key[256];
+	char		errbuf[1024];
+	char		sha[65];
+	const char *from = "redis";
+	bytea	   *b;
+
+	imgmod_cache_key(key, sizeof(key), job->image_id, version, "source");
+	b = imgmod_cache_get_verified(key, IMGIO_DIGEST_SHA256, sha256);
+	if (b == NULL && has_staged)
+	{
+		b = read_staged(job->image_id, version);
+		from = "staged row";
+	}
+	if (b == NULL)
+	{
+		if (hires_key == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("imgmod: the master of version %d of image %lld is not stored yet",
+							version, (long long) job->image_id),
+					 errhint("It is tried again with backoff.")));
+		b = imgmod_store_get(IMGMOD_STORE_HIRES, hires_key, hires_bytes, errbuf, sizeof(errbuf));
+		if (b == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_IO_ERROR),
+					 errmsg("imgmod: the master of version %d of image %lld could not be read from the hi-res store",
+							version, (long long) job->image_id),
+					 errdetail("%s", errbuf)));
+		from = "hi-res store";
+	}
+	*data = (uint8_t *) VARDATA_ANY(b);
+	*len = VARSIZE_ANY_EXHDR(b);
+	if (strcmp(from, "redis") != 0)
+	{
+		imgmod_sha256_hex(*data, *len, sha);
+		if (strcmp(sha, sha256) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("imgmod: the master of version %d of image %lld read from the %s is not the one recorded",
+							version, (long long) job->image_id, from),
+					 errdetail("SHA-256 %s, recorded %s.", sha, sha256)));
+	}
+	ereport(DEBUG1, (errmsg("imgmod: image %lld version %d made from the master of version %d (%s)",
+							(long long) job->image_id, job->version, version, from)));
+}
+
+/*
+ * Make an edit's master -- its ops, after those of the edits it was made
+ * on, applied at once to the oldest master the chain still has
+ * (imgmod._edit_source) -- or a revert's: its base's master itself.  It
+ * becomes the job's source, rendered and stored like an upload's.
+ */
+static void
+derive_master(claimed_job *job)
+{
+	uint8_t    *base;
+	size_t		base_len;
+
+	if (strcmp(job->origin, "revert") == 0)
+	{
+		if (job->base_sha256[0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("imgmod: version %d of image %lld reverts to version %d, whose master is gone",
+							job->version, (long long) job->image_id, job->base_version)));
+		load_version_master(job, job->base_version, job->base_sha256, job->base_hires_key,
+							job->base_hires_bytes, job->base_has_staged, &base, &base_len);
+		job->source = base;
+		job->source_len = base_len;
+		job->source_origin = "revert";
+	}
+	else
+	{
+		Datum		ops_datum = DirectFunctionCall1(jsonb_in, CStringGetDatum(job->ops));
+		img_edit_op *own;
+		int			nown = imgmod_parse_edit_ops("imgmod edit", DatumGetJsonbP(ops_datum), IMGMOD_EDIT_MAX_OPS, &own);
+		imgmod_edit_source source;
+		img_edit_op *chain;
+		int			prefix;
+		img_limits	limits;
+		img_edit_result result;
+		img_error	err;
+		img_status	st;
+		bool		found;
+
+		imgmod_bg_begin_tx("imgmod: finding an edit's source");
+		found = imgmod_read_edit_source(job->image_id, job->base_version, nown, job->job_context, &source);
+		imgmod_bg_commit_tx();
+		if (!found)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("imgmod: version %d of image %lld is an edit of version %d, whose chain has no master left",
+							job->version, (long long) job->image_id, job->base_version)));
+		load_version_master(job, source.version, source.master_sha256, source.hires_key, source.hires_bytes,
+							source.has_staged, &base, &base_len);
+		prefix = imgmod_edit_chain("imgmod edit", &source, own, nown, &chain);
+		imgmod_current_limits(&limits);
+		memset(&err, 0, sizeof(err));
+		memset(&result, 0, sizeof(result));
+		pgstat_report_activity(STATE_RUNNING, "imgmod: editing");
+		st = img_edit_apply(base, base_len, &limits, chain, (size_t) (prefix + nown), imgmod_master_quality,
+							&result, &err);
+		imgmod_core_interrupted(st);
+		if (st != IMG_OK)
+			ereport(ERROR,
+					(errcode(imgmod_sqlstate_for(st)),
+					 errmsg("imgmod: editing image %lld into version %d failed (%s): %s",
+							(long long) job->image_id, job->version, img_status_name(st), err.message)));
+		/* in the job's memory, like every other source */
+		job->source = palloc(result.master.len);
+		memcpy(job->source, result.master.data, result.master.len);
+		job->source_len = result.master.len;
+		job->derived_method = result.method;
+		job->derived_width = result.width;
+		job->derived_height = result.height;
+		job->has_focus = result.has_focus;
+		job->focus_x = result.focus_x;
+		job->focus_y = result.focus_y;
+		img_edit_result_free(&result);
+		job->source_origin = "edit";
+	}
+	job->source_is_staged = true;
+	imgmod_sha256_hex(job->source, job->source_len, job->master_sha256);
 }
 
 /*
@@ -407,8 +594,13 @@ render_and_store(claimed_job *job, stored_object *hires, stored_object *master,
 
 	pgstat_report_activity(STATE_RUNNING, "imgmod: rendering");
 	memset(&err, 0, sizeof(err));
-	st = img_render_variants(job->source, job->source_len, &limits, specs, (size_t) nspecs,
-							 background, results, &err);
+	{
+		/* cover presets crop around the version's focal point, if it has one */
+		img_focus	focus = {.x = job->focus_x, .y = job->focus_y};
+
+		st = img_render_variants_focus(job->source, job->source_len, &limits, specs, (size_t) nspecs,
+									   background, job->has_focus ? &focus : NULL, results, &err);
+	}
 	imgmod_core_interrupted(st);
 	if (st != IMG_OK)
 		ereport(ERROR,
@@ -591,6 +783,34 @@ register_result(claimed_job *job, stored_object *hires, stored_object *master,
 							  7, types, values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "imgmod: could not mark image %lld ready", (long long) job->image_id);
 
+	if (job->derive_master)
+	{
+		/* what the edit (or revert) made, now that it is stored */
+		Oid			dtypes[9] = {INT8OID, INT4OID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT4OID, FLOAT8OID, FLOAT8OID};
+		Datum		dvalues[9];
+		char		dnulls[9];
+
+		memset(dnulls, ' ', sizeof(dnulls));
+		dvalues[0] = Int64GetDatum(job->image_id);
+		dvalues[1] = Int32GetDatum(job->version);
+		dvalues[2] = CStringGetTextDatum(job->master_sha256);
+		dvalues[3] = strcmp(job->origin, "edit") == 0
+			? CStringGetTextDatum(img_master_method_name(job->derived_method)) : (Datum) 0;
+		dnulls[3] = strcmp(job->origin, "edit") == 0 ? ' ' : 'n';
+		dvalues[4] = Int32GetDatum((int32) job->source_len);
+		dvalues[5] = Int32GetDatum((int32) job->derived_width);
+		dvalues[6] = Int32GetDatum((int32) job->derived_height);
+		dvalues[7] = Float8GetDatum(job->focus_x);
+		dvalues[8] = Float8GetDatum(job->focus_y);
+		dnulls[7] = dnulls[8] = job->has_focus ? ' ' : 'n';
+		if (SPI_execute_with_args("UPDATE imgmod.image_versions SET master_sha256 = $3, "
+								  "       master_method = coalesce($4, master_method), staged_bytes = $5, "
+								  "       width = $6, height = $7, focus_x = $8, focus_y = $9 "
+								  " WHERE image_id = $1 AND version = $2",
+								  9, dtypes, dvalues, dnulls, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "imgmod: could not record the master of version %d", job->version);
+	}
+
 	if (deleted || previous > job->version)
 	{
 		/*
@@ -665,7 +885,10 @@ imgmod_render_job(const imgmod_job *queued)
 	if (!prepare_render(&job, job.job_context))
 		return;
 	variants = palloc0(sizeof(stored_object) * (job.npresets + 1));
-	load_source(&job);
+	if (job.derive_master)
+		derive_master(&job);
+	else
+		load_source(&job);
 	render_and_store(&job, &hires, &master, variants);
 	register_result(&job, &hires, &master, variants);
 	drop_superseded_cache(&job);

@@ -135,20 +135,29 @@ CREATE TABLE imgmod.image_versions (
                     CHECK (status IN ('pending', 'ready', 'failed', 'superseded', 'purged')),
     width           integer NOT NULL,
     height          integer NOT NULL,
-    master_method   text NOT NULL CHECK (master_method IN ('lossless', 'reencoded')),
+    master_method   text CHECK (master_method IN ('lossless', 'reencoded')),
     staged          bytea,
-    staged_bytes    integer NOT NULL,
-    master_sha256   text NOT NULL CHECK (master_sha256 ~ '^[0-9a-f]{64}$'),
+    staged_bytes    integer,
+    master_sha256   text CHECK (master_sha256 ~ '^[0-9a-f]{64}$'),
     hires_key       text,
     hires_bytes     integer,
     master_key      text,
     master_bytes    integer,
-    origin          text NOT NULL DEFAULT 'upload',
+    origin          text NOT NULL DEFAULT 'upload' CHECK (origin IN ('upload', 'replace', 'edit', 'revert')),
+    base_version    integer,
+    ops             jsonb,
+    focus_x         double precision CHECK (focus_x BETWEEN 0 AND 1),
+    focus_y         double precision CHECK (focus_y BETWEEN 0 AND 1),
     created_at      timestamptz NOT NULL DEFAULT now(),
     stored_at       timestamptz,
     superseded_at   timestamptz,
     purged_at       timestamptz,
-    PRIMARY KEY (image_id, version)
+    PRIMARY KEY (image_id, version),
+    -- only an edit's master is made later, by the worker
+    CONSTRAINT master_known_unless_edit CHECK (origin = 'edit'
+        OR (master_method IS NOT NULL AND staged_bytes IS NOT NULL AND master_sha256 IS NOT NULL)),
+    CONSTRAINT derived_versions_name_their_base CHECK ((origin IN ('edit', 'revert')) = (base_version IS NOT NULL)),
+    CONSTRAINT ops_only_for_edits CHECK ((origin = 'edit') = (ops IS NOT NULL))
 );
 ALTER TABLE imgmod.image_versions ALTER COLUMN staged SET STORAGE EXTERNAL;
 COMMENT ON TABLE imgmod.image_versions IS 'One row per version of an image (upload() makes version 1, replace() the next ones). The normalised full-resolution JPEG is staged here until a worker has stored it; then staged is cleared. Rows of purged versions stay as history.';
@@ -157,15 +166,19 @@ COMMENT ON COLUMN imgmod.image_versions.version IS 'Version number, 1 for the up
 COMMENT ON COLUMN imgmod.image_versions.status IS 'pending until every object is stored and every variant row written; then ready; superseded once a newer version is current (its objects stay for imgmod.superseded_retention); purged when its objects, cache keys and variant rows are gone.';
 COMMENT ON COLUMN imgmod.image_versions.width IS 'Upright width of this version.';
 COMMENT ON COLUMN imgmod.image_versions.height IS 'Upright height of this version.';
-COMMENT ON COLUMN imgmod.image_versions.master_method IS 'lossless: JPEG coefficients kept, metadata dropped; reencoded: decoded, normalised and encoded again.';
+COMMENT ON COLUMN imgmod.image_versions.master_method IS 'lossless: JPEG coefficients kept (for an edit: every op done on the DCT coefficients), metadata dropped; reencoded: decoded, normalised or edited, and encoded again once. NULL while an edit''s master is not made yet.';
 COMMENT ON COLUMN imgmod.image_versions.staged IS 'The normalised full-resolution JPEG, until stored (then NULL).';
-COMMENT ON COLUMN imgmod.image_versions.staged_bytes IS 'Size of the normalised full-resolution JPEG.';
-COMMENT ON COLUMN imgmod.image_versions.master_sha256 IS 'SHA-256 (hex) of the normalised full-resolution master, as imgmod''s normaliser produced it. Bytes read back from Redis or the hi-res store are used only when they hash to this.';
+COMMENT ON COLUMN imgmod.image_versions.staged_bytes IS 'Size of the normalised full-resolution JPEG (NULL while an edit''s master is not made yet).';
+COMMENT ON COLUMN imgmod.image_versions.master_sha256 IS 'SHA-256 (hex) of the normalised full-resolution master, as imgmod''s normaliser (or an edit) produced it; NULL while an edit''s master is not made yet. Bytes read back from Redis or the hi-res store are used only when they hash to this.';
 COMMENT ON COLUMN imgmod.image_versions.hires_key IS 'Object key of the full-resolution master in the hi-res store.';
 COMMENT ON COLUMN imgmod.image_versions.hires_bytes IS 'Size of the full-resolution master.';
 COMMENT ON COLUMN imgmod.image_versions.master_key IS 'Object key of the compressed master (serving and later derivation) in the main store.';
 COMMENT ON COLUMN imgmod.image_versions.master_bytes IS 'Size of the compressed master.';
-COMMENT ON COLUMN imgmod.image_versions.origin IS 'What produced this version: upload (imgmod.upload) or replace (imgmod.replace).';
+COMMENT ON COLUMN imgmod.image_versions.origin IS 'What produced this version: upload (imgmod.upload), replace (imgmod.replace), edit (imgmod.edit: ops applied to base_version''s master) or revert (imgmod.revert: base_version''s master again).';
+COMMENT ON COLUMN imgmod.image_versions.base_version IS 'edit and revert: the version whose full-resolution master this one was made from.';
+COMMENT ON COLUMN imgmod.image_versions.ops IS 'edit: the operations applied, as given to imgmod.edit().';
+COMMENT ON COLUMN imgmod.image_versions.focus_x IS 'The focal point (0..1 of the width, from the left) that cover presets crop around; NULL: the centre. Set by an edit''s focus op and carried through later ops and edits.';
+COMMENT ON COLUMN imgmod.image_versions.focus_y IS 'The focal point (0..1 of the height, from the top); see focus_x.';
 COMMENT ON COLUMN imgmod.image_versions.created_at IS 'When the version was registered.';
 COMMENT ON COLUMN imgmod.image_versions.stored_at IS 'When its objects were stored.';
 COMMENT ON COLUMN imgmod.image_versions.superseded_at IS 'When a newer version became current; its purge is due imgmod.superseded_retention later.';
@@ -414,6 +427,70 @@ AS 'MODULE_PATHNAME', 'imgmod_inspect'
 LANGUAGE C STABLE STRICT;
 COMMENT ON FUNCTION imgmod.inspect(bytea) IS
   'Runs the upload checks without storing anything: returns format, width, height, frames, orientation, colour model, ICC, which metadata is present, and the verdict (accept or reject) with its reason and SQLSTATE.';
+
+-- Edits never compound loss: a new edit is applied to the oldest master
+-- its chain still has (an upload's, a replace's), with every edit's ops
+-- since then replayed in one go, so the picture is decoded and encoded
+-- once however many edits came before.
+CREATE FUNCTION imgmod._edit_source(p_image bigint, p_base integer, p_new_ops integer,
+                                    OUT source_version integer, OUT inherited_ops jsonb,
+                                    OUT width integer, OUT height integer,
+                                    OUT focus_x double precision, OUT focus_y double precision,
+                                    OUT master_sha256 text, OUT hires_key text, OUT hires_bytes integer,
+                                    OUT has_staged boolean)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS
+$$
+DECLARE
+    v_cur integer := p_base;
+    v_acc jsonb := '[]';
+    v_row record;
+    v_budget constant integer := 64;   -- IMG_EDIT_MAX_OPS: the longest list the core applies at once
+BEGIN
+    LOOP
+        SELECT v.origin, v.base_version, v.ops, v.status, v.master_sha256 AS sha, v.width AS w, v.height AS h,
+               v.focus_x AS fx, v.focus_y AS fy, v.hires_key AS hk, v.hires_bytes AS hb, v.staged IS NOT NULL AS st
+          INTO v_row
+          FROM imgmod.image_versions v WHERE v.image_id = p_image AND v.version = v_cur;
+        EXIT WHEN NOT FOUND;
+        -- a version whose master exists can be the source
+        IF v_row.status <> 'purged' AND v_row.sha IS NOT NULL AND jsonb_array_length(v_acc) + p_new_ops <= v_budget - 1 THEN
+            source_version := v_cur; inherited_ops := v_acc; width := v_row.w; height := v_row.h;
+            focus_x := v_row.fx; focus_y := v_row.fy; master_sha256 := v_row.sha; hires_key := v_row.hk;
+            hires_bytes := v_row.hb; has_staged := v_row.st;
+        END IF;
+        IF v_row.origin = 'edit' THEN
+            v_acc := v_row.ops || v_acc;
+            v_cur := v_row.base_version;
+        ELSIF v_row.origin = 'revert' THEN
+            v_cur := v_row.base_version;   -- the same bytes as its base's master
+        ELSE
+            EXIT;
+        END IF;
+        EXIT WHEN jsonb_array_length(v_acc) + p_new_ops > v_budget - 1;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION imgmod._edit_source(bigint, integer, integer) IS
+  'Internal: what an edit of version p_base (adding p_new_ops ops) is made from: the oldest version up its chain of edits and reverts whose master still exists, and the ops of every edit since (applied before the new ones), within the 64 ops the core applies at once. NULL source_version: no master in the chain (an edit whose chain is all purged or not made).';
+
+CREATE FUNCTION imgmod.edit(image_id bigint, ops jsonb, base_version integer DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'imgmod_edit'
+LANGUAGE C VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION imgmod.edit(bigint, jsonb, integer) IS
+  'Makes a new version of an image by applying ops (a JSON array, at most 16, applied in order in the upright pixels of base_version, default the newest version) to that version''s full-resolution master: {"op":"rotate","degrees":90|180|270} (clockwise), {"op":"flip","axis":"horizontal"|"vertical"}, {"op":"crop","x":..,"y":..,"width":..,"height":..} in pixels or with "unit":"ratio" (0-1 fractions), {"op":"pad","aspect":"1:1","background":"#ffffff"}, {"op":"focus","x":..,"y":..} (the point cover presets crop around; pixels or "unit":"ratio"). Everything is checked in the call (invalid_parameter_value naming the op''s index and the reason); a worker does the pixel work after COMMIT, on the DCT coefficients when the JPEG allows it. Returns the new version number; it becomes current when ready, like a replace.';
+
+CREATE FUNCTION imgmod.revert(image_id bigint, version integer)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'imgmod_revert'
+LANGUAGE C VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION imgmod.revert(bigint, integer) IS
+  'Undo: makes a new version whose full-resolution master is the given older version''s, byte for byte (no pixel work, no re-encode), with its focal point; returns the new version number. The version must not be purged yet (imgmod.superseded_retention).';
 
 CREATE FUNCTION imgmod.fetch(image_id bigint, preset text, version integer DEFAULT NULL)
 RETURNS bytea
@@ -770,11 +847,30 @@ $$;
 COMMENT ON FUNCTION imgmod.srcset(bigint) IS
   'The srcset attribute of an <img> for the current version: the versioned URL and width of every variant whose preset has a width and fit contain ("url 512w, url 1024w, ..."; cover and pad presets crop or letterbox the picture, so a browser must not pick them for it); NULL when the image has none.';
 
+CREATE FUNCTION imgmod.history(image_id bigint)
+RETURNS TABLE (version integer, status text, current boolean, origin text, base_version integer,
+               ops jsonb, master_method text, width integer, height integer,
+               focus_x double precision, focus_y double precision,
+               created_at timestamptz, stored_at timestamptz, superseded_at timestamptz, purged_at timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS
+$$
+    SELECT v.version, v.status, v.version = i.current_version, v.origin, v.base_version, v.ops,
+           v.master_method, v.width, v.height, v.focus_x, v.focus_y,
+           v.created_at, v.stored_at, v.superseded_at, v.purged_at
+      FROM imgmod.image_versions v
+      JOIN imgmod.images i ON i.id = v.image_id
+     WHERE v.image_id = history.image_id
+     ORDER BY v.version
+$$;
+COMMENT ON FUNCTION imgmod.history(bigint) IS
+  'Every version of an image, oldest first, with what made it: origin upload, replace, edit (base_version and the ops) or revert (base_version), how its master was made (lossless or reencoded), its size and focal point, its status and whether it is the current one.';
+
 -- ------------------------------------------------------------- CDN edges
 
 -- Surrogate keys: imgmod-origin tags each response with keys (its xkey
 -- header), and a change purges exactly the keys whose responses it makes
--- wrong.  The two must agree; origin/http.c formats the same keys.
+-- wrong.  The two must agree; origin/route.h formats the same keys.
 CREATE FUNCTION imgmod.cdn_purge_keys(image_id bigint, version integer, status text)
 RETURNS text[]
 LANGUAGE sql IMMUTABLE
@@ -967,6 +1063,9 @@ GRANT USAGE ON SCHEMA imgmod TO imgmod_app, imgmod_cdn;
 -- purge of someone else's image, or a forged event sent to Kafka).
 GRANT EXECUTE ON FUNCTION imgmod.upload(bytea, text, text, text),
                           imgmod.replace(bigint, bytea, text, text, text),
+                          imgmod.edit(bigint, jsonb, integer),
+                          imgmod.revert(bigint, integer),
+                          imgmod.history(bigint),
                           imgmod.inspect(bytea),
                           imgmod.fetch(bigint, text, integer),
                           imgmod.wait(bigint, interval),

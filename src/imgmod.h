@@ -10,6 +10,7 @@
 #include "imgcore.h"
 #include "imgio.h"
 #include "fmgr.h"
+#include "utils/jsonb.h"
 
 /* ------------------------------------------------------------- settings */
 
@@ -76,6 +77,49 @@ typedef enum imgmod_mismatch
 void		imgmod_define_settings(void);
 void		imgmod_current_limits(img_limits *limits);
 void		imgmod_background_rgb(uint8_t rgb[3]);
+/* "#rrggbb" into rgb; false when it is not one. */
+bool		imgmod_parse_colour(const char *s, uint8_t rgb[3]);
+
+/*
+ * imgmod.edit()'s ops (a jsonb array) as the image core's operations
+ * (edit_ops.c); any mistake is an invalid_parameter_value naming ops[i].
+ * fn names the function in messages.  Returns how many.
+ */
+int			imgmod_parse_edit_ops(const char *fn, Jsonb *ops, int max_ops, img_edit_op **out);
+
+/* Ops one imgmod.edit() call may give. */
+#define IMGMOD_EDIT_MAX_OPS 16
+
+/*
+ * What an edit is made from (imgmod._edit_source): the oldest version up
+ * its chain whose master still exists, and the ops of the edits since.
+ */
+typedef struct imgmod_edit_source
+{
+	int32		version;
+	Jsonb	   *inherited_ops;	/* applied before the edit's own */
+	int32		width;
+	int32		height;
+	bool		has_focus;
+	double		focus_x;
+	double		focus_y;
+	char		master_sha256[65];
+	char	   *hires_key;
+	int32		hires_bytes;
+	bool		has_staged;
+} imgmod_edit_source;
+
+/* Within SPI, results in keep: false when the chain has no master left to edit from. */
+bool		imgmod_read_edit_source(int64 image_id, int32 base, int nops, MemoryContext keep,
+									imgmod_edit_source *out);
+
+/*
+ * The ops to apply to the source's master: its focal point, the inherited
+ * ops, then ops.  Returns how many come before ops (to name ops[i] in
+ * errors).
+ */
+int			imgmod_edit_chain(const char *fn, const imgmod_edit_source *source, const img_edit_op *ops,
+							  int nops, img_edit_op **chain);
 
 /*
  * Route the image core's allocations into the current memory context, and

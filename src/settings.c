@@ -73,8 +73,8 @@ static const struct config_enum_entry mismatch_options[] = {
 	{NULL, 0, false}
 };
 
-static bool
-parse_hex_colour(const char *s, uint8_t rgb[3])
+bool
+imgmod_parse_colour(const char *s, uint8_t rgb[3])
 {
 	unsigned int v = 0;
 
@@ -99,7 +99,7 @@ check_background(char **newval, void **extra, GucSource source)
 
 	(void) extra;
 	(void) source;
-	if (!parse_hex_colour(*newval, rgb))
+	if (!imgmod_parse_colour(*newval, rgb))
 	{
 		GUC_check_errdetail("imgmod.background must be a colour written as #rrggbb, e.g. #ffffff.");
 		return false;
@@ -110,7 +110,7 @@ check_background(char **newval, void **extra, GucSource source)
 void
 imgmod_background_rgb(uint8_t rgb[3])
 {
-	if (!parse_hex_colour(imgmod_background, rgb))
+	if (!imgmod_parse_colour(imgmod_background, rgb))
 		rgb[0] = rgb[1] = rgb[2] = 255;
 }
 

@@ -15,7 +15,7 @@ use Time::HiRes qw(time);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use ImgmodTest qw(upright_marked_ppm ppm_to_jpeg start_node upload_bytes replace_bytes);
+use ImgmodTest qw(within upright_marked_ppm ppm_to_jpeg start_node upload_bytes replace_bytes);
 use OriginTest qw(start_origin stop_origin http_get);
 use EdgeTest qw(start_edge stop_edge restart_edge set_purgers edge_get start_edge_reporter stop_edge_reporter);
 
@@ -47,18 +47,6 @@ sub noise_ppm
 
 sub jpeg { my ($w, $h, $seed) = @_; return ppm_to_jpeg(noise_ppm($w, $h, $seed), 90); }
 
-# Polls $check until it returns true, up to $seconds; returns how long it took (undef: never).
-sub within
-{
-	my ($seconds, $check) = @_;
-	my $start = time;
-	while (time - $start < $seconds)
-	{
-		return time - $start if $check->();
-		select(undef, undef, undef, 0.02);
-	}
-	return undef;
-}
 
 sub etag_of { my ($id, $preset, $version) = @_;
 	return sql("SELECT etag FROM imgmod.variants WHERE image_id = $id AND preset = '$preset' AND version = "

@@ -6,13 +6,14 @@ package ImgmodTest;
 use strict;
 use warnings;
 use File::Temp qw(tempdir);
+use Time::HiRes ();
 use PostgreSQL::Test::Cluster;
 use Exporter 'import';
 
 our @EXPORT_OK = qw(
   upright_marked_ppm gradient_ppm ppm_to_jpeg jpegtran inverse_op_for
   with_metadata jpeg_segments jpeg_size decode_ppm pixel read_binary write_binary
-  start_node sql_hex upload_bytes replace_bytes canary services service_conf require_services
+  start_node sql_hex upload_bytes replace_bytes canary services service_conf require_services within
   s3_head_status s3_head s3_put
 );
 
@@ -346,6 +347,20 @@ sub replace_bytes
 	write_binary($path, $bytes);
 	return $node->safe_psql('postgres',
 		"SELECT imgmod.replace($id, pg_read_binary_file('$path'), '$name')");
+}
+
+# Polls $check until it returns true, up to $seconds: how long it took,
+# or undef if it never did.  (Waiting on a condition, never a fixed sleep.)
+sub within
+{
+	my ($seconds, $check) = @_;
+	my $start = Time::HiRes::time();
+	while (Time::HiRes::time() - $start < $seconds)
+	{
+		return Time::HiRes::time() - $start if $check->();
+		select(undef, undef, undef, 0.02);
+	}
+	return undef;
 }
 
 1;

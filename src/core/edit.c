@@ -332,12 +332,13 @@ walk_op(walk_state *s, edit_walk *walk, const img_edit_op *op, size_t i, img_err
 
 				if (st != IMG_OK)
 					return st;
-				if (walk->has_focus &&
-					(walk->focus_x < r[0] || walk->focus_x > (double) r[0] + r[2] ||
-					 walk->focus_y < r[1] || walk->focus_y > (double) r[1] + r[3]))
-					return bad_op(err, i, op, "the crop leaves the focal point outside; set the focus after the crop");
-				walk->focus_x -= r[0];
-				walk->focus_y -= r[1];
+				/*
+				 * A crop that cuts the focal point away keeps the nearest
+				 * point inside: a later edit's crop must not fail because
+				 * of a focus set long before.
+				 */
+				walk->focus_x = fmin(fmax(walk->focus_x, (double) r[0]), (double) r[0] + r[2]) - r[0];
+				walk->focus_y = fmin(fmax(walk->focus_y, (double) r[1]), (double) r[1] + r[3]) - r[1];
 				if (r[2] == s->w && r[3] == s->h)
 					return IMG_OK;	/* the whole image */
 				flush_pending(s, walk);

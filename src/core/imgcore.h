@@ -389,8 +389,8 @@ void		img_normalised_free(img_normalised *normalised);
  * current size), so adjacent crops tile; the rounded rectangle must be
  * non-empty and inside the image.  A focal point is a position, not a
  * pixel: 0..width by 0..height from the top-left corner, edges included.
- * Later ops move it with the pixels; a crop that leaves it outside is an
- * error (put the focus after the crop).  The last focus op wins.
+ * Later ops move it with the pixels; a crop that leaves it outside moves
+ * it to the nearest point inside the crop.  The last focus op wins.
  * Pad extends the canvas to aspect_w:aspect_h (each 1..IMG_EDIT_MAX_ASPECT)
  * around the centred image (an odd leftover pixel goes right/bottom), in
  * the background colour, never scaling; a pad to the current aspect does
@@ -398,7 +398,12 @@ void		img_normalised_free(img_normalised *normalised);
  * the aspect it has, four quarter turns) cost nothing; an edit that
  * changes no pixel returns the base's bytes (method lossless).
  */
-#define IMG_EDIT_MAX_OPS 16
+/*
+ * The longest list applied at once.  More than one imgmod.edit() call may
+ * give (16): the extension replays an image's chain of edits on the oldest
+ * master it still has, so edits on edits cost one generation, not one each.
+ */
+#define IMG_EDIT_MAX_OPS 64
 #define IMG_EDIT_MAX_ASPECT 10000
 
 typedef enum img_edit_kind
@@ -443,7 +448,7 @@ typedef struct img_edit_result
  * Check ops against a width x height base without touching pixels and
  * compute the result's size.  Refuses n == 0 or n > IMG_EDIT_MAX_OPS, a
  * crop outside the image or empty, degrees other than 90/180/270, a bad
- * aspect, a focal point outside the image (or cropped away), a coordinate
+ * aspect, a focal point outside the image, a coordinate
  * that is not a finite number, a negative one, an unknown kind
  * (IMG_ERR_BAD_EDIT), and a result (or an intermediate size) over
  * limits->max_side (IMG_ERR_BAD_DIMENSIONS) or max_pixels
