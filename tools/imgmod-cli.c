@@ -5,12 +5,18 @@
  *   imgmod-cli normalise FILE OUT.jpg
  *   imgmod-cli render FILE OUTDIR WIDTH[,WIDTH...] [QUALITY]
  *   imgmod-cli thumb FILE OUT.jpg WIDTH [QUALITY]
+ *   imgmod-cli edit FILE OUT.jpg OP[,OP...] [QUALITY]
  *
  * render decodes once and writes OUTDIR/<width>.jpg for each width (contain,
- * no upscale); it is what bench/ times against the peers.  Exit status 1 on
+ * no upscale); it is what bench/ times against the peers.  edit applies
+ * rotate:90|180|270, flip:h|v and crop:W:H:X:Y ops (tools/edit_spec.h) to
+ * a master with img_edit_apply, as the edit worker does (QUALITY, default
+ * 92 like imgmod.master_quality, only when it cannot be lossless), and
+ * prints the size and the method.  Exit status 1 on
  * a rejected input, 2 on a usage or I/O error.
  */
 #include "imgcore.h"
+#include "edit_spec.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -155,6 +161,32 @@ cmd_render(const uint8_t *data, size_t len, const char *outdir, const char *widt
 	return rc;
 }
 
+static int
+cmd_edit(const uint8_t *data, size_t len, const char *out, const char *spec, int quality)
+{
+	img_limits	limits;
+	img_edit_op ops[IMG_EDIT_MAX_OPS];
+	size_t		n;
+	img_edit_result result;
+	img_error	err = {0};
+	char		why[160];
+	int			rc;
+
+	if (!edit_spec_parse(spec, ops, IMG_EDIT_MAX_OPS, &n, why, sizeof(why)))
+	{
+		fprintf(stderr, "imgmod-cli: %s\n", why);
+		return 2;
+	}
+	img_limits_default(&limits);
+	if (img_edit_apply(data, len, &limits, ops, n, quality, &result, &err) != IMG_OK)
+		return rejected(&err);
+	rc = spit(out, result.master.data, result.master.len);
+	printf("%ux%u %s %zu bytes\n", result.width, result.height,
+		   img_master_method_name(result.method), result.master.len);
+	img_edit_result_free(&result);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -164,7 +196,7 @@ main(int argc, char **argv)
 
 	if (argc < 3)
 	{
-		fprintf(stderr, "usage: imgmod-cli probe FILE | normalise FILE OUT | render FILE OUTDIR W[,W..] [Q] | thumb FILE OUT W [Q]\n");
+		fprintf(stderr, "usage: imgmod-cli probe FILE | normalise FILE OUT | render FILE OUTDIR W[,W..] [Q] | thumb FILE OUT W [Q] | edit FILE OUT OP[,OP..] [Q]\n");
 		return 2;
 	}
 	data = slurp(argv[2], &len);
@@ -181,6 +213,8 @@ main(int argc, char **argv)
 		rc = cmd_render(data, len, argv[3], argv[4], argc >= 6 ? atoi(argv[5]) : 80, NULL);
 	else if (strcmp(argv[1], "thumb") == 0 && argc >= 5)
 		rc = cmd_render(data, len, NULL, argv[4], argc >= 6 ? atoi(argv[5]) : 80, argv[3]);
+	else if (strcmp(argv[1], "edit") == 0 && argc >= 5)
+		rc = cmd_edit(data, len, argv[3], argv[4], argc >= 6 ? atoi(argv[5]) : 92);
 	else
 	{
 		fprintf(stderr, "imgmod-cli: unknown command or missing arguments\n");

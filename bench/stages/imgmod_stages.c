@@ -34,6 +34,7 @@
  * Build (bench/Makefile): links the core sources listed in src/core/core.mk.
  */
 #include "imgcore.h"
+#include "stages_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,24 +43,6 @@
 
 #define MAX_W 16
 #define MAX_REPS 64
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
 
 static double
 median(double *v, int n)
@@ -109,28 +92,6 @@ trace_free(void *p, void *ctx)
 {
 	(void) ctx;
 	free(p);
-}
-
-static uint8_t *
-read_all(const char *path, size_t *len)
-{
-	FILE	   *f = fopen(path, "rb");
-	uint8_t    *buf;
-	long		size;
-
-	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0)
-		return NULL;
-	rewind(f);
-	buf = malloc(size ? size : 1);
-	if (buf == NULL || fread(buf, 1, size, f) != (size_t) size)
-	{
-		free(buf);
-		fclose(f);
-		return NULL;
-	}
-	fclose(f);
-	*len = (size_t) size;
-	return buf;
 }
 
 static void
