@@ -104,6 +104,37 @@ img_status	img_jpeg_transform(const uint8_t *data, size_t len, const img_jpeg_xf
 							   img_buffer *out, bool *imperfect, img_error *err);
 
 /*
+ * The verdict the transform gives a file libjpeg gave up on with message:
+ * truncated when the data ended early, corrupt otherwise.
+ */
+img_status	img_jpeg_transform_failed(img_error *err, const char *message);
+
+/* ---- upload fast path (jpegcopy.c, codecs/jpeg.c) ---- */
+
+/*
+ * The master of a JPEG that needs no pixel change, written by copying its
+ * frame header, tables and entropy-coded scans as they are, without any
+ * APPn or COM segment or byte after EOI, once every scan was
+ * entropy-decoded exactly as img_jpeg_transform reads it (so both give a
+ * file the same verdict).  Only single-scan Huffman files are copied
+ * unless multi_scan (progressive, non-interleaved): the others, and any
+ * file whose structure the copy does not handle, give IMG_OK with
+ * *unsuitable set and out empty, for the caller to transform instead.  An
+ * error (corrupt, truncated, interrupted, out of memory) leaves out empty.
+ */
+img_status	img_jpeg_copy_master(const uint8_t *data, size_t len, bool multi_scan,
+								 img_buffer *out, bool *unsuitable, img_error *err);
+
+/*
+ * The decoding half of img_jpeg_copy_master: every scan entropy-decoded
+ * with every libjpeg warning an error, at most 500 scans, and the checks
+ * the transform makes when it writes, with its messages.  *unsuitable
+ * (and IMG_OK) when the frame is not one a copy reproduces exactly.
+ */
+img_status	img_jpeg_check_copyable(const uint8_t *data, size_t len, bool multi_scan,
+									bool *unsuitable, img_error *err);
+
+/*
  * Whether a JPEG's samples need converting to become sRGB (not YCbCr/grey,
  * or a profile other than sRGB); when not, its coefficients may be kept
  * (normalise.c; edit.c asks the same before editing losslessly).

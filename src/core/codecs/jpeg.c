@@ -277,6 +277,7 @@ typedef struct strict_error_mgr
 	jmp_buf		jump;
 	char		message[JMSG_LENGTH_MAX];
 	bool		truncated;
+	bool		every_warning;	/* no warning is harmless (as TJFLAG_STOPONWARNING) */
 } strict_error_mgr;
 
 static void
@@ -297,7 +298,8 @@ strict_emit_message(j_common_ptr cinfo, int level)
 
 	if (level >= 0)
 		return;					/* trace messages */
-	if (code == JWRN_JFIF_MAJOR || code == JWRN_ADOBE_XFORM || code == JWRN_BOGUS_ICC)
+	if (!mgr->every_warning &&
+		(code == JWRN_JFIF_MAJOR || code == JWRN_ADOBE_XFORM || code == JWRN_BOGUS_ICC))
 		return;
 	if (code == JWRN_JPEG_EOF)
 		mgr->truncated = true;
@@ -553,6 +555,176 @@ interrupted:
 	jpeg_destroy_decompress(&cinfo);
 	img_decoded_free(out);
 	return img_fail(err, IMG_ERR_INTERRUPTED, "interrupted while decoding jpeg");
+}
+
+/* ------------------------------------------------- the upload fast path */
+
+/*
+ * TurboJPEG's TJFLAG_LIMITSCANS, with which the lossless transform reads
+ * uploads: its progress monitor stops a file at scan 501 with these words.
+ */
+#define TJ_SCAN_LIMIT 500
+
+static void
+transform_scan_limit(j_common_ptr cinfo)
+{
+	strict_error_mgr *mgr = (strict_error_mgr *) cinfo->err;
+
+	if (cinfo->is_decompressor && ((j_decompress_ptr) cinfo)->input_scan_number > TJ_SCAN_LIMIT)
+	{
+		snprintf(mgr->message, sizeof(mgr->message),
+				 "Progressive JPEG image has more than %d scans", TJ_SCAN_LIMIT);
+		longjmp(mgr->jump, 1);
+	}
+}
+
+/*
+ * Whether copying the file's markers reproduces its pixels and the
+ * transform would have read it too: Huffman-coded, 8-bit, grey or YCbCr
+ * whose colour space a decoder infers without the JFIF or Adobe marker the
+ * copy drops (libjpeg takes components 'R','G','B' without either for
+ * RGB), sampled as TurboJPEG knows (4:4:4, 4:2:2, 4:2:0, 4:4:0, 4:1:1, in
+ * their standard form: the transform refuses what it cannot name, and
+ * that refusal stays its own), and in one scan unless multi_scan.
+ */
+static bool
+copyable_frame(j_decompress_ptr cinfo, bool multi_scan)
+{
+	const jpeg_component_info *c = cinfo->comp_info;
+	int			h,
+				v;
+
+	if (cinfo->arith_code || cinfo->data_precision != 8)
+		return false;
+	if (!multi_scan && (cinfo->progressive_mode || cinfo->comps_in_scan != cinfo->num_components))
+		return false;
+	if (cinfo->num_components == 1)
+		return cinfo->jpeg_color_space == JCS_GRAYSCALE;
+	if (cinfo->num_components != 3 || cinfo->jpeg_color_space != JCS_YCbCr)
+		return false;
+	if (c[0].component_id == 'R' && c[1].component_id == 'G' && c[2].component_id == 'B')
+		return false;
+	for (int i = 1; i < 3; i++)
+		if (c[i].h_samp_factor != 1 || c[i].v_samp_factor != 1)
+			return false;
+	h = c[0].h_samp_factor;
+	v = c[0].v_samp_factor;
+	return (h == 1 && v == 1) || (h == 2 && v == 1) || (h == 2 && v == 2) ||
+		(h == 1 && v == 2) || (h == 4 && v == 1);
+}
+
+/*
+ * What jpeg_copy_critical_parameters() refuses when the transform writes
+ * its output, read from the decoder's state at EOI: a component whose
+ * quantisation table slot is empty, or whose slot was redefined after the
+ * component's first scan.
+ */
+static void
+transform_quant_checks(j_decompress_ptr cinfo)
+{
+	for (int ci = 0; ci < cinfo->num_components; ci++)
+	{
+		const jpeg_component_info *comp = &cinfo->comp_info[ci];
+		int			tblno = comp->quant_tbl_no;
+
+		if (tblno < 0 || tblno >= NUM_QUANT_TBLS || cinfo->quant_tbl_ptrs[tblno] == NULL)
+			ERREXIT1(cinfo, JERR_NO_QUANT_TABLE, tblno);
+		if (comp->quant_table != NULL &&
+			memcmp(comp->quant_table->quantval, cinfo->quant_tbl_ptrs[tblno]->quantval,
+				   sizeof(comp->quant_table->quantval)) != 0)
+			ERREXIT1(cinfo, JERR_MISMATCHED_QUANT_TABLE, tblno);
+	}
+}
+
+img_status
+img_jpeg_check_copyable(const uint8_t *data, size_t len, bool multi_scan, bool *unsuitable,
+						img_error *err)
+{
+	struct jpeg_decompress_struct cinfo;
+	strict_error_mgr jerr;
+	sliced_source source;
+	struct jpeg_progress_mgr progress;
+	int			rc;
+	img_status	st;
+
+	*unsuitable = false;
+	st = img_check_interrupt(err, "checking jpeg");
+	if (st != IMG_OK)
+		return st;
+
+	memset(&jerr, 0, sizeof(jerr));
+	jerr.every_warning = true;
+	cinfo.err = jpeg_std_error(&jerr.pub);
+	jerr.pub.error_exit = strict_error_exit;
+	jerr.pub.emit_message = strict_emit_message;
+	jerr.pub.output_message = silent_output;
+	memset(&progress, 0, sizeof(progress));
+	progress.progress_monitor = transform_scan_limit;
+
+	if (setjmp(jerr.jump))
+	{
+		jpeg_destroy_decompress(&cinfo);
+		return img_jpeg_transform_failed(err, jerr.message);
+	}
+
+	jpeg_create_decompress(&cinfo);
+	cinfo.progress = &progress;
+	sliced_source_init(&cinfo, &source, data, len);
+	if (jpeg_read_header(&cinfo, TRUE) == JPEG_SUSPENDED)
+		goto interrupted;
+	if (!copyable_frame(&cinfo, multi_scan))
+	{
+		*unsuitable = true;
+		jpeg_destroy_decompress(&cinfo);
+		return IMG_OK;
+	}
+
+	if (cinfo.progressive_mode || cinfo.comps_in_scan != cinfo.num_components)
+	{
+		/* several scans: the coefficients are kept between them, as the transform keeps them */
+		if (jpeg_read_coefficients(&cinfo) == NULL)
+			goto interrupted;
+	}
+	else
+	{
+		/*
+		 * One scan: every block is entropy-decoded as in the transform, but
+		 * only its DC term is turned into a pixel (1/8 scale) and no
+		 * coefficient buffer of the whole image is filled.
+		 */
+		JSAMPARRAY	rows;
+
+		cinfo.scale_num = 1;
+		cinfo.scale_denom = 8;
+		cinfo.out_color_space = cinfo.jpeg_color_space;
+		cinfo.do_fancy_upsampling = FALSE;
+		if (!jpeg_start_decompress(&cinfo))
+			goto interrupted;
+		rows = (*cinfo.mem->alloc_sarray) ((j_common_ptr) &cinfo, JPOOL_IMAGE,
+										   cinfo.output_width * (JDIMENSION) cinfo.output_components,
+										   (JDIMENSION) cinfo.rec_outbuf_height);
+		while (cinfo.output_scanline < cinfo.output_height)
+			if (jpeg_read_scanlines(&cinfo, rows, (JDIMENSION) cinfo.rec_outbuf_height) == 0 &&
+				source.interrupted)
+				goto interrupted;
+	}
+
+	/* on to EOI, as the transform reads */
+	while ((rc = jpeg_consume_input(&cinfo)) != JPEG_REACHED_EOI)
+		if (rc == JPEG_SUSPENDED)
+		{
+			if (source.interrupted)
+				goto interrupted;
+			jpeg_destroy_decompress(&cinfo);
+			return img_fail(err, IMG_ERR_INTERNAL, "the jpeg decoder stopped before EOI");
+		}
+	transform_quant_checks(&cinfo);
+	jpeg_destroy_decompress(&cinfo);
+	return IMG_OK;
+
+interrupted:
+	jpeg_destroy_decompress(&cinfo);
+	return img_fail(err, IMG_ERR_INTERRUPTED, "interrupted while checking jpeg");
 }
 
 const img_codec img_codec_jpeg = {
