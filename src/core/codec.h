@@ -103,33 +103,31 @@ typedef struct img_jpeg_xform
 img_status	img_jpeg_transform(const uint8_t *data, size_t len, const img_jpeg_xform *xform,
 							   img_buffer *out, bool *imperfect, img_error *err);
 
-/*
- * The verdict the transform gives a file libjpeg gave up on with message:
- * truncated when the data ended early, corrupt otherwise.
- */
-img_status	img_jpeg_transform_failed(img_error *err, const char *message);
-
 /* ---- upload fast path (jpegcopy.c, codecs/jpeg.c) ---- */
 
 /*
  * The master of a JPEG that needs no pixel change, written by copying its
  * frame header, tables and entropy-coded scans as they are, without any
  * APPn or COM segment or byte after EOI, once every scan was
- * entropy-decoded exactly as img_jpeg_transform reads it (so both give a
- * file the same verdict).  Only single-scan Huffman files are copied
- * unless multi_scan (progressive, non-interleaved): the others, and any
- * file whose structure the copy does not handle, give IMG_OK with
- * *unsuitable set and out empty, for the caller to transform instead.  An
- * error (corrupt, truncated, interrupted, out of memory) leaves out empty.
+ * entropy-decoded without a single libjpeg warning.  Only single-scan
+ * Huffman files are copied unless multi_scan (progressive,
+ * non-interleaved).  IMG_OK with out filled; IMG_OK with *unsuitable set
+ * and out empty for every other file (another structure, a frame the copy
+ * does not reproduce, anything libjpeg or the transform would object to:
+ * the caller takes img_jpeg_transform, which gives such files the verdict
+ * and message they always had); IMG_ERR_INTERRUPTED or IMG_ERR_NO_MEMORY
+ * with out empty.
  */
 img_status	img_jpeg_copy_master(const uint8_t *data, size_t len, bool multi_scan,
 								 img_buffer *out, bool *unsuitable, img_error *err);
 
 /*
  * The decoding half of img_jpeg_copy_master: every scan entropy-decoded
- * with every libjpeg warning an error, at most 500 scans, and the checks
- * the transform makes when it writes, with its messages.  *unsuitable
- * (and IMG_OK) when the frame is not one a copy reproduces exactly.
+ * with every warning an error, at most 500 scans, and the checks the
+ * transform makes when it writes; read once as the transform reads and
+ * once through libjpeg's careful Huffman decoder (see codecs/jpeg.c).
+ * IMG_OK, with *unsuitable unless the file passed and its frame is one a
+ * copy reproduces exactly; or IMG_ERR_INTERRUPTED.
  */
 img_status	img_jpeg_check_copyable(const uint8_t *data, size_t len, bool multi_scan,
 									bool *unsuitable, img_error *err);

@@ -3,19 +3,22 @@
  *
  * A JPEG that needs no pixel change (upright, YCbCr or grey, sRGB) already
  * is its own master once its metadata is gone.  Its scans are still
- * entropy-decoded in full (codecs/jpeg.c, img_jpeg_check_copyable), with
- * the same verdicts as the lossless transform, but the master is written
- * by copying the frame header, the tables and the entropy-coded segments
- * byte for byte: no Huffman re-encode.  What is dropped: every APPn
- * (JFIF, EXIF, XMP, ICC, Photoshop, Adobe, ...) and COM segment, the fill
- * bytes between segments, and everything after EOI.
+ * entropy-decoded in full (codecs/jpeg.c, img_jpeg_check_copyable), but
+ * the master is written by copying the frame header, the tables and the
+ * entropy-coded segments byte for byte: no Huffman re-encode.  What is
+ * dropped: every APPn (JFIF, EXIF, XMP, ICC, Photoshop, Adobe, ...) and
+ * COM segment, the fill bytes between segments, and everything after EOI.
  *
- * The walk below is the only parser of the copied bytes.  It keeps what it
- * fully understands (DQT, DHT, DRI, SOF0/1, SOF2 when multi-scan copies
- * are allowed, SOS with its entropy-coded data and restart markers, EOI)
- * and gives up on anything else (another marker, a length past the end, a
- * second frame header, a missing EOI): the caller then takes the lossless
- * transform, which decides about such files exactly as before.
+ * Only a file that passes both halves is copied: the walk below, the only
+ * parser of the copied bytes, keeps what it fully understands (DQT, DHT,
+ * DRI, SOF0/1, SOF2 when multi-scan copies are allowed, SOS with its
+ * entropy-coded data and restart markers, EOI) and gives up on anything
+ * else (another marker, a length past the end, a second frame header, a
+ * missing EOI); the check gives up on any libjpeg warning.  Every other
+ * file goes to the lossless transform, which accepts or refuses it with
+ * the verdict and message it always had: a damaged upload is judged
+ * exactly as before, and a copy never carries data a decoder had to
+ * forgive.
  */
 #include "codec.h"
 

@@ -36,13 +36,6 @@ interrupt_between_read_and_write(short *coeffs, tjregion array_region, tjregion 
 }
 
 img_status
-img_jpeg_transform_failed(img_error *err, const char *message)
-{
-	return img_fail(err, strstr(message, "Premature end") ? IMG_ERR_TRUNCATED : IMG_ERR_CORRUPT,
-					"jpeg is corrupt: %s", message);
-}
-
-img_status
 img_jpeg_transform(const uint8_t *data, size_t len, const img_jpeg_xform *xf,
 				   img_buffer *out, bool *imperfect, img_error *err)
 {
@@ -88,7 +81,8 @@ img_jpeg_transform(const uint8_t *data, size_t len, const img_jpeg_xform *xf,
 		else if (xf->op != TJXOP_NONE && strstr(msg, "perfect") != NULL)
 			*imperfect = true;
 		else
-			img_jpeg_transform_failed(err, msg);
+			img_fail(err, strstr(msg, "Premature end") ? IMG_ERR_TRUNCATED : IMG_ERR_CORRUPT,
+					 "jpeg is corrupt: %s", msg);
 		if (dst)
 			tjFree(dst);
 		tjDestroy(tj);

@@ -4,16 +4,16 @@
  *
  * JPEG input whose colours are already sRGB keeps its DCT coefficients.
  * Upright single-scan (baseline or extended sequential, Huffman) input is
- * its own master once its metadata is gone: every scan is entropy-decoded
- * as the transform below would read it, and the frame, tables and scans
- * are copied as they are (jpegcopy.c), at about half the cost of
- * `jpegtran -copy none`.  Other such input goes through TurboJPEG's
- * lossless transform, which drops every marker and applies the EXIF
- * orientation when the image's size is a whole number of MCUs, at roughly
- * the cost of `jpegtran -copy none` and with no generation loss.
- * Everything else (other formats, CMYK, wide-gamut profiles, orientations
- * that would need edge trimming) is decoded, normalised and encoded at
- * high quality.
+ * its own master once its metadata is gone: when every scan entropy-decodes
+ * without a single warning, the frame, tables and scans are copied as they
+ * are (jpegcopy.c), at about half the cost of `jpegtran -copy none`.
+ * Other such input (damaged files included, so they are judged exactly as
+ * before) goes through TurboJPEG's lossless transform, which drops every
+ * marker and applies the EXIF orientation when the image's size is a whole
+ * number of MCUs, at roughly the cost of `jpegtran -copy none` and with no
+ * generation loss.  Everything else (other formats, CMYK, wide-gamut
+ * profiles, orientations that would need edge trimming) is decoded,
+ * normalised and encoded at high quality.
  *
  * Progressive (and other multi-scan) input is not copied: the transform
  * re-codes it as one baseline scan, which the workers decode about twice

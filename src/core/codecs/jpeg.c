@@ -331,6 +331,8 @@ typedef struct sliced_source
 	const uint8_t *data;
 	size_t		len;
 	size_t		pos;			/* end of the slice libjpeg holds */
+	size_t		slice;			/* bytes handed over at a time */
+	bool		interruptible;	/* ask the interrupt hook at every slice */
 	bool		interrupted;
 } sliced_source;
 
@@ -347,7 +349,7 @@ sliced_fill(j_decompress_ptr cinfo)
 	sliced_source *src = (sliced_source *) cinfo->src;
 	size_t		n;
 
-	if (img_interrupt_requested())
+	if (src->interruptible && img_interrupt_requested())
 	{
 		src->interrupted = true;
 		return FALSE;
@@ -359,7 +361,7 @@ sliced_fill(j_decompress_ptr cinfo)
 		src->pub.bytes_in_buffer = 2;
 		return TRUE;
 	}
-	n = src->len - src->pos < JPEG_SOURCE_SLICE ? src->len - src->pos : JPEG_SOURCE_SLICE;
+	n = src->len - src->pos < src->slice ? src->len - src->pos : src->slice;
 	src->pub.next_input_byte = src->data + src->pos;
 	src->pub.bytes_in_buffer = n;
 	src->pos += n;
@@ -399,6 +401,8 @@ sliced_source_init(j_decompress_ptr cinfo, sliced_source *src, const uint8_t *da
 	memset(src, 0, sizeof(*src));
 	src->data = data;
 	src->len = len;
+	src->slice = JPEG_SOURCE_SLICE;
+	src->interruptible = true;
 	src->pub.init_source = sliced_init;
 	src->pub.fill_input_buffer = sliced_fill;
 	src->pub.skip_input_data = sliced_skip;
@@ -560,32 +564,62 @@ interrupted:
 /* ------------------------------------------------- the upload fast path */
 
 /*
- * TurboJPEG's TJFLAG_LIMITSCANS, with which the lossless transform reads
- * uploads: its progress monitor stops a file at scan 501 with these words.
+ * The check reads the file twice.  libjpeg-turbo's Huffman decoder has a
+ * fast path, taken while it holds at least 512 bytes per block of an MCU,
+ * and a careful one.  The fast path decodes an invalid Huffman code as
+ * zero without a warning, and the two read ahead differently, so that a
+ * few stray bytes at the end of a scan are found by one and not by the
+ * other: which file passes depends on how it is handed to the decoder.
+ *
+ * - Whole, as the transform's memory source hands it: the verdict the
+ *   transform would give.  A file that fails goes to the transform, which
+ *   then rejects it with the message it always gave.
+ * - In slices smaller than the fast path needs (CAREFUL_SLICE), so that
+ *   every block goes through the careful decoder: no invalid code
+ *   anywhere.  A file that fails here (the transform accepts it, decoding
+ *   invalid codes as zero) goes to the transform too, which re-encodes
+ *   what it decoded into a master every reader takes.
+ */
+#define CAREFUL_SLICE 256
+
+/*
+ * TurboJPEG's TJFLAG_LIMITSCANS, with which the transform reads uploads:
+ * its progress monitor stops a file at scan 501.  The monitor below stops
+ * there too, and asks the interrupt hook: libjpeg calls it at every row of
+ * MCUs it reads, and leaving through the error manager's longjmp is what
+ * TurboJPEG does as well.
  */
 #define TJ_SCAN_LIMIT 500
 
+typedef struct check_progress
+{
+	struct jpeg_progress_mgr pub;
+	bool		interrupted;
+} check_progress;
+
 static void
-transform_scan_limit(j_common_ptr cinfo)
+check_progress_monitor(j_common_ptr cinfo)
 {
 	strict_error_mgr *mgr = (strict_error_mgr *) cinfo->err;
+	check_progress *progress = (check_progress *) cinfo->progress;
 
 	if (cinfo->is_decompressor && ((j_decompress_ptr) cinfo)->input_scan_number > TJ_SCAN_LIMIT)
+		longjmp(mgr->jump, 1);
+	if (img_interrupt_requested())
 	{
-		snprintf(mgr->message, sizeof(mgr->message),
-				 "Progressive JPEG image has more than %d scans", TJ_SCAN_LIMIT);
+		progress->interrupted = true;
 		longjmp(mgr->jump, 1);
 	}
 }
 
 /*
  * Whether copying the file's markers reproduces its pixels and the
- * transform would have read it too: Huffman-coded, 8-bit, grey or YCbCr
- * whose colour space a decoder infers without the JFIF or Adobe marker the
- * copy drops (libjpeg takes components 'R','G','B' without either for
- * RGB), sampled as TurboJPEG knows (4:4:4, 4:2:2, 4:2:0, 4:4:0, 4:1:1, in
- * their standard form: the transform refuses what it cannot name, and
- * that refusal stays its own), and in one scan unless multi_scan.
+ * transform would take it too: Huffman-coded, 8-bit, grey or YCbCr whose
+ * colour space a decoder infers without the JFIF or Adobe marker the copy
+ * drops (libjpeg takes components 'R','G','B' without either for RGB),
+ * sampled as TurboJPEG knows (4:4:4, 4:2:2, 4:2:0, 4:4:0, 4:1:1, in their
+ * standard form: the transform refuses what it cannot name), and in one
+ * scan unless multi_scan.
  */
 static bool
 copyable_frame(j_decompress_ptr cinfo, bool multi_scan)
@@ -619,8 +653,8 @@ copyable_frame(j_decompress_ptr cinfo, bool multi_scan)
  * quantisation table slot is empty, or whose slot was redefined after the
  * component's first scan.
  */
-static void
-transform_quant_checks(j_decompress_ptr cinfo)
+static bool
+transform_would_write(j_decompress_ptr cinfo)
 {
 	for (int ci = 0; ci < cinfo->num_components; ci++)
 	{
@@ -628,29 +662,29 @@ transform_quant_checks(j_decompress_ptr cinfo)
 		int			tblno = comp->quant_tbl_no;
 
 		if (tblno < 0 || tblno >= NUM_QUANT_TBLS || cinfo->quant_tbl_ptrs[tblno] == NULL)
-			ERREXIT1(cinfo, JERR_NO_QUANT_TABLE, tblno);
+			return false;
 		if (comp->quant_table != NULL &&
 			memcmp(comp->quant_table->quantval, cinfo->quant_tbl_ptrs[tblno]->quantval,
 				   sizeof(comp->quant_table->quantval)) != 0)
-			ERREXIT1(cinfo, JERR_MISMATCHED_QUANT_TABLE, tblno);
+			return false;
 	}
+	return true;
 }
 
-img_status
-img_jpeg_check_copyable(const uint8_t *data, size_t len, bool multi_scan, bool *unsuitable,
-						img_error *err)
+/*
+ * One reading of the whole file (careful: in CAREFUL_SLICE slices, else
+ * at once): true when its frame is copyable and every scan decoded
+ * without a warning, within the scan limit, to EOI, and the transform
+ * could write it.  *interrupted when the interrupt hook stopped it.
+ */
+static bool
+clean_reading(const uint8_t *data, size_t len, bool multi_scan, bool careful, bool *interrupted)
 {
 	struct jpeg_decompress_struct cinfo;
 	strict_error_mgr jerr;
 	sliced_source source;
-	struct jpeg_progress_mgr progress;
-	int			rc;
-	img_status	st;
-
-	*unsuitable = false;
-	st = img_check_interrupt(err, "checking jpeg");
-	if (st != IMG_OK)
-		return st;
+	check_progress progress;
+	bool		clean = false;
 
 	memset(&jerr, 0, sizeof(jerr));
 	jerr.every_warning = true;
@@ -659,38 +693,43 @@ img_jpeg_check_copyable(const uint8_t *data, size_t len, bool multi_scan, bool *
 	jerr.pub.emit_message = strict_emit_message;
 	jerr.pub.output_message = silent_output;
 	memset(&progress, 0, sizeof(progress));
-	progress.progress_monitor = transform_scan_limit;
+	progress.pub.progress_monitor = check_progress_monitor;
 
 	if (setjmp(jerr.jump))
 	{
 		jpeg_destroy_decompress(&cinfo);
-		return img_jpeg_transform_failed(err, jerr.message);
+		*interrupted = progress.interrupted;
+		return false;
 	}
 
 	jpeg_create_decompress(&cinfo);
-	cinfo.progress = &progress;
-	sliced_source_init(&cinfo, &source, data, len);
-	if (jpeg_read_header(&cinfo, TRUE) == JPEG_SUSPENDED)
-		goto interrupted;
+	cinfo.progress = &progress.pub;
+	if (careful)
+	{
+		sliced_source_init(&cinfo, &source, data, len);
+		source.slice = CAREFUL_SLICE;
+		source.interruptible = false;	/* the progress monitor asks */
+	}
+	else
+		jpeg_mem_src(&cinfo, data, (unsigned long) len);
+	jpeg_read_header(&cinfo, TRUE);
 	if (!copyable_frame(&cinfo, multi_scan))
 	{
-		*unsuitable = true;
 		jpeg_destroy_decompress(&cinfo);
-		return IMG_OK;
+		return false;
 	}
 
 	if (cinfo.progressive_mode || cinfo.comps_in_scan != cinfo.num_components)
 	{
 		/* several scans: the coefficients are kept between them, as the transform keeps them */
-		if (jpeg_read_coefficients(&cinfo) == NULL)
-			goto interrupted;
+		jpeg_read_coefficients(&cinfo);
 	}
 	else
 	{
 		/*
-		 * One scan: every block is entropy-decoded as in the transform, but
-		 * only its DC term is turned into a pixel (1/8 scale) and no
-		 * coefficient buffer of the whole image is filled.
+		 * One scan: every block is entropy-decoded, but only its DC term
+		 * is turned into a pixel (1/8 scale) and no coefficient buffer of
+		 * the whole image is filled.
 		 */
 		JSAMPARRAY	rows;
 
@@ -698,33 +737,46 @@ img_jpeg_check_copyable(const uint8_t *data, size_t len, bool multi_scan, bool *
 		cinfo.scale_denom = 8;
 		cinfo.out_color_space = cinfo.jpeg_color_space;
 		cinfo.do_fancy_upsampling = FALSE;
-		if (!jpeg_start_decompress(&cinfo))
-			goto interrupted;
+		jpeg_start_decompress(&cinfo);
 		rows = (*cinfo.mem->alloc_sarray) ((j_common_ptr) &cinfo, JPOOL_IMAGE,
 										   cinfo.output_width * (JDIMENSION) cinfo.output_components,
 										   (JDIMENSION) cinfo.rec_outbuf_height);
 		while (cinfo.output_scanline < cinfo.output_height)
-			if (jpeg_read_scanlines(&cinfo, rows, (JDIMENSION) cinfo.rec_outbuf_height) == 0 &&
-				source.interrupted)
-				goto interrupted;
+			jpeg_read_scanlines(&cinfo, rows, (JDIMENSION) cinfo.rec_outbuf_height);
 	}
 
-	/* on to EOI, as the transform reads */
-	while ((rc = jpeg_consume_input(&cinfo)) != JPEG_REACHED_EOI)
-		if (rc == JPEG_SUSPENDED)
-		{
-			if (source.interrupted)
-				goto interrupted;
-			jpeg_destroy_decompress(&cinfo);
-			return img_fail(err, IMG_ERR_INTERNAL, "the jpeg decoder stopped before EOI");
-		}
-	transform_quant_checks(&cinfo);
-	jpeg_destroy_decompress(&cinfo);
-	return IMG_OK;
+	/* on to EOI, as the transform reads (neither source suspends) */
+	for (;;)
+	{
+		int			rc = jpeg_consume_input(&cinfo);
 
-interrupted:
+		if (rc == JPEG_REACHED_EOI || rc == JPEG_SUSPENDED)
+		{
+			clean = rc == JPEG_REACHED_EOI && transform_would_write(&cinfo);
+			break;
+		}
+	}
 	jpeg_destroy_decompress(&cinfo);
-	return img_fail(err, IMG_ERR_INTERRUPTED, "interrupted while checking jpeg");
+	return clean;
+}
+
+img_status
+img_jpeg_check_copyable(const uint8_t *data, size_t len, bool multi_scan, bool *unsuitable,
+						img_error *err)
+{
+	bool		interrupted = false;
+	img_status	st;
+
+	*unsuitable = true;
+	st = img_check_interrupt(err, "checking jpeg");
+	if (st != IMG_OK)
+		return st;
+	if (clean_reading(data, len, multi_scan, false, &interrupted) &&
+		clean_reading(data, len, multi_scan, true, &interrupted))
+		*unsuitable = false;
+	if (interrupted)
+		return img_fail(err, IMG_ERR_INTERRUPTED, "interrupted while checking jpeg");
+	return IMG_OK;
 }
 
 const img_codec img_codec_jpeg = {
