@@ -103,6 +103,35 @@ typedef struct img_jpeg_xform
 img_status	img_jpeg_transform(const uint8_t *data, size_t len, const img_jpeg_xform *xform,
 							   img_buffer *out, bool *imperfect, img_error *err);
 
+/* ---- upload fast path (jpegcopy.c, codecs/jpeg.c) ---- */
+
+/*
+ * The master of a JPEG that needs no pixel change, written by copying its
+ * frame header, tables and entropy-coded scans as they are, without any
+ * APPn or COM segment or byte after EOI, once every scan was
+ * entropy-decoded without a single libjpeg warning.  Only single-scan
+ * Huffman files are copied unless multi_scan (progressive,
+ * non-interleaved).  IMG_OK with out filled; IMG_OK with *unsuitable set
+ * and out empty for every other file (another structure, a frame the copy
+ * does not reproduce, anything libjpeg or the transform would object to:
+ * the caller takes img_jpeg_transform, which gives such files the verdict
+ * and message they always had); IMG_ERR_INTERRUPTED or IMG_ERR_NO_MEMORY
+ * with out empty.
+ */
+img_status	img_jpeg_copy_master(const uint8_t *data, size_t len, bool multi_scan,
+								 img_buffer *out, bool *unsuitable, img_error *err);
+
+/*
+ * The decoding half of img_jpeg_copy_master: every scan entropy-decoded
+ * with every warning an error, at most 500 scans, and the checks the
+ * transform makes when it writes; read once as the transform reads and
+ * once through libjpeg's careful Huffman decoder (see codecs/jpeg.c).
+ * IMG_OK, with *unsuitable unless the file passed and its frame is one a
+ * copy reproduces exactly; or IMG_ERR_INTERRUPTED.
+ */
+img_status	img_jpeg_check_copyable(const uint8_t *data, size_t len, bool multi_scan,
+									bool *unsuitable, img_error *err);
+
 /*
  * Whether a JPEG's samples need converting to become sRGB (not YCbCr/grey,
  * or a profile other than sRGB); when not, its coefficients may be kept

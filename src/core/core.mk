@@ -5,7 +5,7 @@ IMGCORE_DIR ?= src/core
 
 IMGCORE_SRCS = \
 	alloc.c status.c sniff.c probe.c metadata.c colour.c load.c \
-	orient.c resize.c encode.c jpegxform.c normalise.c edit.c render.c \
+	orient.c resize.c encode.c jpegxform.c jpegcopy.c normalise.c edit.c render.c \
 	codecs/jpeg.c codecs/png.c codecs/gif.c codecs/webp.c \
 	codecs/heif.c codecs/tiff.c codecs/bmp.c
 

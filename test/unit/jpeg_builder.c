@@ -102,6 +102,17 @@ jb_gradient_jpeg(uint32_t w, uint32_t h, int quality, jb_buf *out)
 	return ok;
 }
 
+bool
+jb_take(jb_buf *out, void *mem, size_t len)
+{
+	out->data = mem ? malloc(len ? len : 1) : NULL;
+	out->len = out->data ? len : 0;
+	if (out->data)
+		memcpy(out->data, mem, len);
+	free(mem);
+	return out->data != NULL;
+}
+
 /* Append one marker segment (FF marker length payload) to seg. */
 void
 jb_add_segment(jb_buf *seg, uint8_t marker, const void *payload, size_t plen)
@@ -118,6 +129,19 @@ jb_add_segment(jb_buf *seg, uint8_t marker, const void *payload, size_t plen)
 	p[3] = (uint8_t) (plen + 2);
 	memcpy(p + 4, payload, plen);
 	seg->len += plen + 4;
+}
+
+void
+jb_add_camera_metadata(jb_buf *seg, bool be, int orientation)
+{
+	uint8_t		buf[4096];
+	size_t		plen;
+
+	jb_add_segment(seg, 0xE1, buf, jb_build_exif(buf, be, orientation, true, "IMGMOD-CANARY-EXIF"));
+	jb_add_segment(seg, 0xE1, jb_xmp_packet, jb_xmp_packet_len);
+	jb_add_segment(seg, 0xE2, buf, jb_build_icc_app2(buf, sizeof(buf), &plen));
+	jb_add_segment(seg, 0xED, buf, jb_build_app13(buf));
+	jb_add_segment(seg, 0xFE, "IMGMOD-CANARY-COM", 17);
 }
 
 /* SOI + segments + the rest of jpeg (after its SOI) + trailer. */
@@ -356,4 +380,54 @@ jb_mean_abs_diff(const img_raster *a, const img_raster *b)
 		for (size_t i = 0; i < (size_t) a->width * 3; i++)
 			s += abs(a->pixels[y * a->stride + i] - b->pixels[y * b->stride + i]);
 	return s / ((double) a->width * a->height * 3);
+}
+
+/*
+ * Walk a JPEG's markers.  Returns true when the structure is sound and
+ * the file ends exactly with its EOI; counts[] receives how often each
+ * marker occurs (segments between scans included).
+ */
+bool
+jb_walk_markers(const uint8_t *d, size_t len, int counts[256])
+{
+	size_t		pos = 2;
+
+	memset(counts, 0, sizeof(int) * 256);
+	if (len < 4 || d[0] != 0xFF || d[1] != 0xD8)
+		return false;
+	counts[0xD8]++;
+	while (pos + 1 < len)
+	{
+		uint8_t		m;
+		size_t		l;
+
+		if (d[pos] != 0xFF)
+			return false;
+		while (pos < len && d[pos] == 0xFF)
+			pos++;
+		if (pos >= len)
+			return false;
+		m = d[pos++];
+		counts[m]++;
+		if (m == 0xD9)
+			return pos == len;
+		if (pos + 2 > len)
+			return false;
+		l = ((size_t) d[pos] << 8) | d[pos + 1];
+		if (l < 2 || pos + l > len)
+			return false;
+		pos += l;
+		if (m == 0xDA)
+		{
+			/* entropy-coded data up to the next marker that is not RSTn or stuffing */
+			while (pos + 1 < len)
+			{
+				if (d[pos] == 0xFF && d[pos + 1] != 0x00 &&
+					!(d[pos + 1] >= 0xD0 && d[pos + 1] <= 0xD7))
+					break;
+				pos++;
+			}
+		}
+	}
+	return false;
 }

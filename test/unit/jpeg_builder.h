@@ -55,6 +55,12 @@ bool		jb_encode(const img_raster *r, int quality, jb_buf *out);
 /* jb_make_gradient + jb_encode. */
 bool		jb_gradient_jpeg(uint32_t w, uint32_t h, int quality, jb_buf *out);
 
+/*
+ * Moves bytes another library malloc'd (libjpeg's jpeg_mem_dest) into out:
+ * copied, then mem is freed.  False (out empty) when the copy fails.
+ */
+bool		jb_take(jb_buf *out, void *mem, size_t len);
+
 /* ------------------------------------------------ segments and splicing */
 
 /* Appends one marker segment (FF marker length payload) to seg. */
@@ -91,6 +97,13 @@ size_t		jb_build_app13(uint8_t *buf);
  */
 size_t		jb_build_icc_app2(uint8_t *buf, size_t cap, size_t *profile_len);
 
+/*
+ * Appends what a camera or editor writes, each with an IMGMOD-CANARY
+ * string: EXIF (byte order be, the orientation tag, a GPS IFD), XMP, an
+ * sRGB ICC profile, Photoshop IPTC and a COM segment.
+ */
+void		jb_add_camera_metadata(jb_buf *seg, bool be, int orientation);
+
 /* ------------------------------------------------ looking at the result */
 
 /* img_normalise with default limits, master quality 90, white background. */
@@ -102,6 +115,13 @@ img_status	jb_normalise(const uint8_t *data, size_t len, img_normalised *out, im
  */
 img_status	jb_load(const uint8_t *data, size_t len, uint32_t min_w, uint32_t min_h,
 					img_raster *out, img_info *info, img_error *err);
+
+/*
+ * Walks a JPEG's markers.  True when the structure is sound and the file
+ * ends exactly with its EOI; counts[] receives how often each marker
+ * occurs (segments between scans included, RSTn inside scans not).
+ */
+bool		jb_walk_markers(const uint8_t *d, size_t len, int counts[256]);
 
 /* Whether the n bytes of needle occur anywhere in data. */
 bool		jb_memfind(const uint8_t *data, size_t len, const void *needle, size_t n);

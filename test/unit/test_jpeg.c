@@ -89,12 +89,7 @@ progressive_jpeg(const img_raster *r, bool grey, jb_buf *out)
 	jpeg_finish_compress(&c);
 	jpeg_destroy_compress(&c);
 	free(row);
-	out->data = malloc(memlen);
-	out->len = out->data ? memlen : 0;
-	if (out->data)
-		memcpy(out->data, mem, memlen);
-	free(mem);
-	return out->data != NULL;
+	return jb_take(out, mem, memlen);
 }
 
 /* ------------------------------------------------------------- suites */
@@ -562,16 +557,10 @@ TEST_SUITE(jpeg_metadata)
 	{
 		jb_buf		seg = {0};
 		jb_buf		s;
-		size_t		plen;
 		img_raster	out;
 		img_error	err = {0};
 
-		jb_add_segment(&seg, 0xE1, buf, jb_build_exif(buf, false, 8, true, "IMGMOD-CANARY-EXIF"));
-		jb_add_segment(&seg, 0xE1, jb_xmp_packet, jb_xmp_packet_len);
-		n = jb_build_icc_app2(buf, sizeof(buf), &plen);
-		jb_add_segment(&seg, 0xE2, buf, n);
-		jb_add_segment(&seg, 0xED, buf, jb_build_app13(buf));
-		jb_add_segment(&seg, 0xFE, "IMGMOD-CANARY-COM", 17);
+		jb_add_camera_metadata(&seg, false, 8);
 		s = jb_splice(&j, &seg, "IMGMOD-CANARY-TRAIL", 19);
 		check_flags("all metadata", &s, true, true, true, true, true, true, true, 8);
 		if (jb_load(s.data, s.len, 0, 0, &out, NULL, &err) == IMG_OK)

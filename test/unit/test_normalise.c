@@ -63,62 +63,12 @@ inverse_orientation(int n)
 	return n == 6 ? 8 : n == 8 ? 6 : n;
 }
 
-/*
- * Walk a JPEG's markers.  Returns true when the structure is sound and
- * the file ends exactly with its EOI; counts[] receives how often each
- * marker occurs (segments between scans included).
- */
-static bool
-walk_markers(const uint8_t *d, size_t len, int counts[256])
-{
-	size_t		pos = 2;
-
-	memset(counts, 0, sizeof(int) * 256);
-	if (len < 4 || d[0] != 0xFF || d[1] != 0xD8)
-		return false;
-	counts[0xD8]++;
-	while (pos + 1 < len)
-	{
-		uint8_t		m;
-		size_t		l;
-
-		if (d[pos] != 0xFF)
-			return false;
-		while (pos < len && d[pos] == 0xFF)
-			pos++;
-		if (pos >= len)
-			return false;
-		m = d[pos++];
-		counts[m]++;
-		if (m == 0xD9)
-			return pos == len;
-		if (pos + 2 > len)
-			return false;
-		l = ((size_t) d[pos] << 8) | d[pos + 1];
-		if (l < 2 || pos + l > len)
-			return false;
-		pos += l;
-		if (m == 0xDA)
-		{
-			/* entropy-coded data up to the next marker that is not RSTn or stuffing */
-			while (pos + 1 < len)
-			{
-				if (d[pos] == 0xFF && d[pos + 1] != 0x00 &&
-					!(d[pos + 1] >= 0xD0 && d[pos + 1] <= 0xD7))
-					break;
-				pos++;
-			}
-		}
-	}
-	return false;
-}
-
 /* Everything a master must satisfy, whatever it came from. */
 static void
 check_master_bytes(const char *what, const img_buffer *m)
 {
 	int			counts[256];
-	bool		sound = walk_markers(m->data, m->len, counts);
+	bool		sound = jb_walk_markers(m->data, m->len, counts);
 
 	CHECK(sound, "%s: master is a well-formed JPEG that ends with its EOI", what);
 	CHECK(m->len >= 4 && m->data[m->len - 2] == 0xFF && m->data[m->len - 1] == 0xD9,
@@ -205,8 +155,6 @@ camera_file(uint32_t w, uint32_t h, int n, jb_buf *out)
 	img_error	err;
 	jb_buf		j;
 	jb_buf		seg = {0};
-	uint8_t		buf[4096];
-	size_t		plen;
 	bool		ok = false;
 
 	if (!make_marked(&upright, w, h))
@@ -215,11 +163,7 @@ camera_file(uint32_t w, uint32_t h, int n, jb_buf *out)
 	{
 		if (jb_encode(&stored, 85, &j))
 		{
-			jb_add_segment(&seg, 0xE1, buf, jb_build_exif(buf, n % 2 == 1, n, true, "IMGMOD-CANARY-EXIF"));
-			jb_add_segment(&seg, 0xE1, jb_xmp_packet, jb_xmp_packet_len);
-			jb_add_segment(&seg, 0xE2, buf, jb_build_icc_app2(buf, sizeof(buf), &plen));
-			jb_add_segment(&seg, 0xED, buf, jb_build_app13(buf));
-			jb_add_segment(&seg, 0xFE, "IMGMOD-CANARY-COM", 17);
+			jb_add_camera_metadata(&seg, n % 2 == 1, n);
 			*out = jb_splice(&j, &seg, zip_tail, sizeof(zip_tail) - 1);
 			ok = out->data != NULL;
 			jb_free(&seg);
@@ -339,7 +283,7 @@ TEST_SUITE(normalise_polyglot_and_plain)
 		CHECK(st == IMG_OK, "jpeg followed by a jpeg: %s", err.message);
 		if (st == IMG_OK)
 		{
-			CHECK(walk_markers(out.master.data, out.master.len, counts) && counts[0xD8] == 1,
+			CHECK(jb_walk_markers(out.master.data, out.master.len, counts) && counts[0xD8] == 1,
 				  "master holds exactly one image");
 			check_upright("double", &out.master, 160, 96);
 		}

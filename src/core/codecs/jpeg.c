@@ -277,6 +277,7 @@ typedef struct strict_error_mgr
 	jmp_buf		jump;
 	char		message[JMSG_LENGTH_MAX];
 	bool		truncated;
+	bool		every_warning;	/* no warning is harmless (as TJFLAG_STOPONWARNING) */
 } strict_error_mgr;
 
 static void
@@ -297,7 +298,8 @@ strict_emit_message(j_common_ptr cinfo, int level)
 
 	if (level >= 0)
 		return;					/* trace messages */
-	if (code == JWRN_JFIF_MAJOR || code == JWRN_ADOBE_XFORM || code == JWRN_BOGUS_ICC)
+	if (!mgr->every_warning &&
+		(code == JWRN_JFIF_MAJOR || code == JWRN_ADOBE_XFORM || code == JWRN_BOGUS_ICC))
 		return;
 	if (code == JWRN_JPEG_EOF)
 		mgr->truncated = true;
@@ -329,6 +331,8 @@ typedef struct sliced_source
 	const uint8_t *data;
 	size_t		len;
 	size_t		pos;			/* end of the slice libjpeg holds */
+	size_t		slice;			/* bytes handed over at a time */
+	bool		interruptible;	/* ask the interrupt hook at every slice */
 	bool		interrupted;
 } sliced_source;
 
@@ -345,7 +349,7 @@ sliced_fill(j_decompress_ptr cinfo)
 	sliced_source *src = (sliced_source *) cinfo->src;
 	size_t		n;
 
-	if (img_interrupt_requested())
+	if (src->interruptible && img_interrupt_requested())
 	{
 		src->interrupted = true;
 		return FALSE;
@@ -357,7 +361,7 @@ sliced_fill(j_decompress_ptr cinfo)
 		src->pub.bytes_in_buffer = 2;
 		return TRUE;
 	}
-	n = src->len - src->pos < JPEG_SOURCE_SLICE ? src->len - src->pos : JPEG_SOURCE_SLICE;
+	n = src->len - src->pos < src->slice ? src->len - src->pos : src->slice;
 	src->pub.next_input_byte = src->data + src->pos;
 	src->pub.bytes_in_buffer = n;
 	src->pos += n;
@@ -397,6 +401,8 @@ sliced_source_init(j_decompress_ptr cinfo, sliced_source *src, const uint8_t *da
 	memset(src, 0, sizeof(*src));
 	src->data = data;
 	src->len = len;
+	src->slice = JPEG_SOURCE_SLICE;
+	src->interruptible = true;
 	src->pub.init_source = sliced_init;
 	src->pub.fill_input_buffer = sliced_fill;
 	src->pub.skip_input_data = sliced_skip;
@@ -553,6 +559,224 @@ interrupted:
 	jpeg_destroy_decompress(&cinfo);
 	img_decoded_free(out);
 	return img_fail(err, IMG_ERR_INTERRUPTED, "interrupted while decoding jpeg");
+}
+
+/* ------------------------------------------------- the upload fast path */
+
+/*
+ * The check reads the file twice.  libjpeg-turbo's Huffman decoder has a
+ * fast path, taken while it holds at least 512 bytes per block of an MCU,
+ * and a careful one.  The fast path decodes an invalid Huffman code as
+ * zero without a warning, and the two read ahead differently, so that a
+ * few stray bytes at the end of a scan are found by one and not by the
+ * other: which file passes depends on how it is handed to the decoder.
+ *
+ * - Whole, as the transform's memory source hands it: the verdict the
+ *   transform would give.  A file that fails goes to the transform, which
+ *   then rejects it with the message it always gave.
+ * - In slices smaller than the fast path needs (CAREFUL_SLICE), so that
+ *   every block goes through the careful decoder: no invalid code
+ *   anywhere.  A file that fails here (the transform accepts it, decoding
+ *   invalid codes as zero) goes to the transform too, which re-encodes
+ *   what it decoded into a master every reader takes.
+ */
+#define CAREFUL_SLICE 256
+
+/*
+ * TurboJPEG's TJFLAG_LIMITSCANS, with which the transform reads uploads:
+ * its progress monitor stops a file at scan 501.  The monitor below stops
+ * there too, and asks the interrupt hook: libjpeg calls it at every row of
+ * MCUs it reads, and leaving through the error manager's longjmp is what
+ * TurboJPEG does as well.
+ */
+#define TJ_SCAN_LIMIT 500
+
+typedef struct check_progress
+{
+	struct jpeg_progress_mgr pub;
+	bool		interrupted;
+} check_progress;
+
+static void
+check_progress_monitor(j_common_ptr cinfo)
+{
+	strict_error_mgr *mgr = (strict_error_mgr *) cinfo->err;
+	check_progress *progress = (check_progress *) cinfo->progress;
+
+	if (cinfo->is_decompressor && ((j_decompress_ptr) cinfo)->input_scan_number > TJ_SCAN_LIMIT)
+		longjmp(mgr->jump, 1);
+	if (img_interrupt_requested())
+	{
+		progress->interrupted = true;
+		longjmp(mgr->jump, 1);
+	}
+}
+
+/*
+ * Whether copying the file's markers reproduces its pixels and the
+ * transform would take it too: Huffman-coded, 8-bit, grey or YCbCr whose
+ * colour space a decoder infers without the JFIF or Adobe marker the copy
+ * drops (libjpeg takes components 'R','G','B' without either for RGB),
+ * sampled as TurboJPEG knows (4:4:4, 4:2:2, 4:2:0, 4:4:0, 4:1:1, in their
+ * standard form: the transform refuses what it cannot name), and in one
+ * scan unless multi_scan.
+ */
+static bool
+copyable_frame(j_decompress_ptr cinfo, bool multi_scan)
+{
+	const jpeg_component_info *c = cinfo->comp_info;
+	int			h,
+				v;
+
+	if (cinfo->arith_code || cinfo->data_precision != 8)
+		return false;
+	if (!multi_scan && (cinfo->progressive_mode || cinfo->comps_in_scan != cinfo->num_components))
+		return false;
+	if (cinfo->num_components == 1)
+		return cinfo->jpeg_color_space == JCS_GRAYSCALE;
+	if (cinfo->num_components != 3 || cinfo->jpeg_color_space != JCS_YCbCr)
+		return false;
+	if (c[0].component_id == 'R' && c[1].component_id == 'G' && c[2].component_id == 'B')
+		return false;
+	for (int i = 1; i < 3; i++)
+		if (c[i].h_samp_factor != 1 || c[i].v_samp_factor != 1)
+			return false;
+	h = c[0].h_samp_factor;
+	v = c[0].v_samp_factor;
+	return (h == 1 && v == 1) || (h == 2 && v == 1) || (h == 2 && v == 2) ||
+		(h == 1 && v == 2) || (h == 4 && v == 1);
+}
+
+/*
+ * What jpeg_copy_critical_parameters() refuses when the transform writes
+ * its output, read from the decoder's state at EOI: a component whose
+ * quantisation table slot is empty, or whose slot was redefined after the
+ * component's first scan.
+ */
+static bool
+transform_would_write(j_decompress_ptr cinfo)
+{
+	for (int ci = 0; ci < cinfo->num_components; ci++)
+	{
+		const jpeg_component_info *comp = &cinfo->comp_info[ci];
+		int			tblno = comp->quant_tbl_no;
+
+		if (tblno < 0 || tblno >= NUM_QUANT_TBLS || cinfo->quant_tbl_ptrs[tblno] == NULL)
+			return false;
+		if (comp->quant_table != NULL &&
+			memcmp(comp->quant_table->quantval, cinfo->quant_tbl_ptrs[tblno]->quantval,
+				   sizeof(comp->quant_table->quantval)) != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * One reading of the whole file (careful: in CAREFUL_SLICE slices, else
+ * at once): true when its frame is copyable and every scan decoded
+ * without a warning, within the scan limit, to EOI, and the transform
+ * could write it.  *interrupted when the interrupt hook stopped it.
+ */
+static bool
+clean_reading(const uint8_t *data, size_t len, bool multi_scan, bool careful, bool *interrupted)
+{
+	struct jpeg_decompress_struct cinfo;
+	strict_error_mgr jerr;
+	sliced_source source;
+	check_progress progress;
+	bool		clean = false;
+
+	memset(&jerr, 0, sizeof(jerr));
+	jerr.every_warning = true;
+	cinfo.err = jpeg_std_error(&jerr.pub);
+	jerr.pub.error_exit = strict_error_exit;
+	jerr.pub.emit_message = strict_emit_message;
+	jerr.pub.output_message = silent_output;
+	memset(&progress, 0, sizeof(progress));
+	progress.pub.progress_monitor = check_progress_monitor;
+
+	if (setjmp(jerr.jump))
+	{
+		jpeg_destroy_decompress(&cinfo);
+		*interrupted = progress.interrupted;
+		return false;
+	}
+
+	jpeg_create_decompress(&cinfo);
+	cinfo.progress = &progress.pub;
+	if (careful)
+	{
+		sliced_source_init(&cinfo, &source, data, len);
+		source.slice = CAREFUL_SLICE;
+		source.interruptible = false;	/* the progress monitor asks */
+	}
+	else
+		jpeg_mem_src(&cinfo, data, (unsigned long) len);
+	jpeg_read_header(&cinfo, TRUE);
+	if (!copyable_frame(&cinfo, multi_scan))
+	{
+		jpeg_destroy_decompress(&cinfo);
+		return false;
+	}
+
+	if (cinfo.progressive_mode || cinfo.comps_in_scan != cinfo.num_components)
+	{
+		/* several scans: the coefficients are kept between them, as the transform keeps them */
+		jpeg_read_coefficients(&cinfo);
+	}
+	else
+	{
+		/*
+		 * One scan: every block is entropy-decoded, but only its DC term
+		 * is turned into a pixel (1/8 scale) and no coefficient buffer of
+		 * the whole image is filled.
+		 */
+		JSAMPARRAY	rows;
+
+		cinfo.scale_num = 1;
+		cinfo.scale_denom = 8;
+		cinfo.out_color_space = cinfo.jpeg_color_space;
+		cinfo.do_fancy_upsampling = FALSE;
+		jpeg_start_decompress(&cinfo);
+		rows = (*cinfo.mem->alloc_sarray) ((j_common_ptr) &cinfo, JPOOL_IMAGE,
+										   cinfo.output_width * (JDIMENSION) cinfo.output_components,
+										   (JDIMENSION) cinfo.rec_outbuf_height);
+		while (cinfo.output_scanline < cinfo.output_height)
+			jpeg_read_scanlines(&cinfo, rows, (JDIMENSION) cinfo.rec_outbuf_height);
+	}
+
+	/* on to EOI, as the transform reads (neither source suspends) */
+	for (;;)
+	{
+		int			rc = jpeg_consume_input(&cinfo);
+
+		if (rc == JPEG_REACHED_EOI || rc == JPEG_SUSPENDED)
+		{
+			clean = rc == JPEG_REACHED_EOI && transform_would_write(&cinfo);
+			break;
+		}
+	}
+	jpeg_destroy_decompress(&cinfo);
+	return clean;
+}
+
+img_status
+img_jpeg_check_copyable(const uint8_t *data, size_t len, bool multi_scan, bool *unsuitable,
+						img_error *err)
+{
+	bool		interrupted = false;
+	img_status	st;
+
+	*unsuitable = true;
+	st = img_check_interrupt(err, "checking jpeg");
+	if (st != IMG_OK)
+		return st;
+	if (clean_reading(data, len, multi_scan, false, &interrupted) &&
+		clean_reading(data, len, multi_scan, true, &interrupted))
+		*unsuitable = false;
+	if (interrupted)
+		return img_fail(err, IMG_ERR_INTERRUPTED, "interrupted while checking jpeg");
+	return IMG_OK;
 }
 
 const img_codec img_codec_jpeg = {
