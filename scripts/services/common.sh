@@ -100,7 +100,13 @@ spawn() {
   f=$(pidfile "$name")
   rm -f "$f"
   # shellcheck disable=SC2016
-  as_svc setsid bash -c 'echo $$ >"$0"; exec "$@"' "$f" "$@" >>"$log" 2>&1 </dev/null &
+  # The daemon (and runuser above it) keeps none of its starter's
+  # descriptors beyond 0-2: a lock the caller holds, for one, would
+  # otherwise stay held for as long as the daemon runs.
+  (
+    for d in /proc/$BASHPID/fd/*; do n=${d##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null
+    as_svc setsid bash -c 'echo $$ >"$0"; exec "$@"' "$f" "$@"
+  ) >>"$log" 2>&1 </dev/null &
   for _ in $(seq 50); do [ -s "$f" ] && return 0; sleep 0.1; done
   die "$name did not start (no PID file $f)$(show_logs "$log")"
 }
