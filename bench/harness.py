@@ -455,13 +455,14 @@ def write_json(path, args, n, v, images, results, sql_rows, sql_na, psnr, psnr_n
              "imgmod_ms": num(r.a_ms()), "peer_ms": num(r.b_ms()),
              "imgmod_rss_kib": num(r.a_rss()), "peer_rss_kib": num(r.b_rss()),
              "time_met": r.time_met(), "rss_met": r.rss_met()} for r in results]
-    versions = dict(v, imgmod_revision=benchinfo.versions(["imgmod"])["imgmod"])
+    versions = dict(v, **benchinfo.versions(["imgmod"]))  # the git revision; the build is in results
     if os.environ.get("PGHOST") or os.environ.get("PGPORT"):
         versions.update(benchinfo.versions(["PostgreSQL"]))
     benchinfo.write(path, {
         "bench": "run", "date": benchinfo.now(), "machine": benchinfo.machine(), "versions": versions,
         "results": {
             "command": "bench/run.sh" + ("" if n == 5 else " -n %d" % n), "n": n, "floor_ms": num(floor_ms),
+            "imgmod_build": v["imgmod"],
             "load_avg_start": num(load[0]), "load_avg_end": num(load[1]),
             "images": [{"name": i.name, "coding": i.coding, "subsampling": i.subsampling, "width": i.width,
                         "height": i.height, "bytes": i.bytes} for i in images],

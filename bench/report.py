@@ -60,7 +60,7 @@ def num(x, fmt="%.1f"):
 def table(header, rows):
     """Markdown table; a column is right-aligned when all its cells (but the first column) start with a digit."""
     def numeric(i):
-        cells = [str(r[i]) for r in rows if i < len(r) and str(r[i]) not in ("", "n/a")]
+        cells = [str(r[i]) for r in rows if i < len(r) and str(r[i]) not in ("", "n/a", "—")]
         return i > 0 and cells and all(c[0].isdigit() for c in cells)
     out = ["| " + " | ".join(header) + " |",
            "| " + " | ".join("---:" if numeric(i) else "---" for i in range(len(header))) + " |"]
@@ -138,10 +138,10 @@ def core_section(doc, rss, out):
     md += ["Whole-process wall time and peak RSS of `imgmod-cli` and of each peer on the same images in the same "
            "run: 1 warm-up and N = %d counted runs, imgmod and peer alternating in pairs; ratio = median of the "
            "per-pair imgmod/peer wall-time ratios (lower is better). Reproduce: `%s` (as root the first time, to "
-           "install the peers); method in `bench/README.md`. Process + timer floor: %s ms. Load average (1 min) at the "
+           "install the peers); method in `bench/README.md`. imgmod-cli built from the %s. Process + timer floor: %s ms. Load average (1 min) at the "
            "start / end of the run: %s / %s (above about 0.5, other work shared the cores: libvips and sharp use "
            "both, imgmod one, so a busy machine flatters the ratios)." % (
-               res["n"], res.get("command", CMD_RUN), num(res.get("floor_ms")), num(res.get("load_avg_start"), "%.2f"),
+               res["n"], res.get("command", CMD_RUN), res.get("imgmod_build", "?"), num(res.get("floor_ms")), num(res.get("load_avg_start"), "%.2f"),
                num(res.get("load_avg_end"), "%.2f")), ""]
     md += ["Inputs: " + "; ".join("%s %dx%d (%.1f MP) %s %s, %d bytes" % (
         i["name"], i["width"], i["height"], i["width"] * i["height"] / 1e6, i["coding"], i["subsampling"],
