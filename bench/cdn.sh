@@ -15,7 +15,9 @@
 #   bench/cdn.sh [SECONDS per run, default 10]
 #
 # Starts its own cluster (port 54360) and Redis (scripts/services.sh start
-# redis); leaves nothing running.
+# redis); leaves nothing running.  The figures also go to
+# bench/results/cdn.json, with the machine and versions (bench/benchinfo.py),
+# for bench/report.py.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -124,6 +126,7 @@ measure() { # url connections
 printf '\nimgmod-origin vs nginx, %s-byte variant, %ss per run, %s cores\n\n' "$BYTES" "$SECONDS_PER_RUN" "$(nproc)"
 printf '| connections | server | req/s | p50 ms | p99 ms | req/s vs nginx | p99 vs nginx |\n'
 printf '| ---: | --- | ---: | ---: | ---: | ---: | ---: |\n'
+printf 'connections\tserver\treq_per_s\tp50_ms\tp99_ms\n' >"$WORK/cdn.tsv"
 for c in 1 64; do
   read -r n_rps n_p50 n_p99 < <(measure "http://127.0.0.1:$NGINX_PORT/medium.jpg" $c)
   read -r m_rps m_p50 m_p99 < <(measure "http://127.0.0.1:$MEM_PORT/i/$ID/v1/medium.jpg" $c)
@@ -136,6 +139,8 @@ for c in 1 64; do
     "$(echo "$r_rps / $n_rps" | bc -l)" "$(echo "$r_p99 / $n_p99" | bc -l)"
   printf '| %s | edge (Varnish), hits | %s | %s | %s | %.2f | %.2f |\n' $c "$e_rps" "$e_p50" "$e_p99" \
     "$(echo "$e_rps / $n_rps" | bc -l)" "$(echo "$e_p99 / $n_p99" | bc -l)"
+  printf '%s\t%s\t%s\t%s\t%s\n' $c nginx "$n_rps" "$n_p50" "$n_p99" $c origin-memory "$m_rps" "$m_p50" "$m_p99" \
+    $c origin-redis "$r_rps" "$r_p50" "$r_p99" $c edge-hits "$e_rps" "$e_p50" "$e_p99" >>"$WORK/cdn.tsv"
 done
 echo
 curl -fsS "http://127.0.0.1:$REDIS_PORT_ORIGIN/metrics" | grep -E 'tier_(hits|misses)_total' | sed 's/^/redis-path origin: /'
@@ -150,5 +155,10 @@ for i in ${READ_IDS//,/ } $EDIT; do psql -XqAt -c "SELECT imgmod.wait($i)" >/dev
 mkdir -p "$WORK/replaces" && chmod 755 "$WORK/replaces"
 echo
 python3 bench/edge_latency.py --edge "http://127.0.0.1:$EDGE_PORT" --image "$EDIT" --read-ids "$READ_IDS" \
-  --replaces 50 --rate 200 --workdir "$WORK/replaces"
-psql -XqAt -c "SELECT 'edge purges: ' || sent || ' sent, ' || acknowledged || ' acknowledged, ' || pending || ' pending' FROM imgmod.cdn_purge_status"
+  --replaces 50 --rate 200 --workdir "$WORK/replaces" --json "$WORK/edge.json"
+purges=$(psql -XqAt -c "SELECT 'edge purges: ' || sent || ' sent, ' || acknowledged || ' acknowledged, ' || pending || ' pending' FROM imgmod.cdn_purge_status")
+echo "$purges"
+
+python3 bench/benchinfo.py bench/results/cdn.json --bench cdn --versions imgmod,PostgreSQL,Redis,Varnish,nginx,wrk \
+  --set command="bench/cdn.sh $SECONDS_PER_RUN" --set seconds_per_run="$SECONDS_PER_RUN" --set variant_bytes="$BYTES" \
+  --set purges="${purges#edge purges: }" --tsv wrk="$WORK/cdn.tsv" --json edit_to_served="$WORK/edge.json"

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """CPU time by process kind while the pipeline benchmark runs.
 
-    cpu_by_process.py STOPFILE        samples /proc every 0.1 s until STOPFILE exists
+    cpu_by_process.py STOPFILE [JSON]  samples /proc every 0.1 s until STOPFILE exists
 
 Prints the machine's user/system/idle/iowait split over the run and the CPU
 seconds used by imgmod workers, upload backends, the publisher, the S3
 server (radosgw, ceph-osd, ceph-mon), Kafka and Redis, so the benchmark
-shows where the cores went, not only the resulting rate.
+shows where the cores went, not only the resulting rate.  With JSON, the
+same figures (every process kind, in seconds) are also written there.
 """
-import os, time, sys, collections, re
+import os, time, sys, collections, re, json
 seen = {}
 def label(pid):
     try:
@@ -52,3 +53,8 @@ el = time.time()-t0
 hz = os.sysconf("SC_CLK_TCK")
 print(f"wall {el:.1f} s on {os.cpu_count()} cores: user {d[0]/hz:.2f} s, system {d[2]/hz:.2f} s, idle {d[3]/hz:.2f} s, iowait {d[4]/hz:.2f} s")
 for l,v in tot.most_common(15): print(f"{v/hz:8.2f} s  {l}")
+if len(sys.argv) > 2:
+    with open(sys.argv[2], 'w') as f:
+        json.dump({'wall_s': round(el, 2), 'cores': os.cpu_count(), 'user_s': d[0]/hz, 'system_s': d[2]/hz,
+                   'idle_s': d[3]/hz, 'iowait_s': d[4]/hz, 'by_process_s': {l: v/hz for l, v in tot.items() if v}},
+                  f, indent=1, sort_keys=True)

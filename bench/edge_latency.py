@@ -6,7 +6,8 @@ catalogue's unversioned URLs), replace one image --replaces times and time
 each from just before imgmod.replace() is called (so the commit, the render,
 the purge and the edge's refetch are all inside) to the first response of
 the edge's unversioned URL that carries the new version's bytes.  Prints
-p50/p99/max and the read load actually achieved.
+p50/p99/max and the read load actually achieved (and writes them to --json
+FILE when given).
 
   bench/edge_latency.py --edge http://127.0.0.1:6081 --image 1 \
       --read-ids 1,2,3 --replaces 50 --rate 200 --workdir /tmp/x
@@ -17,6 +18,7 @@ pictures (seeded noise, so every replace has other bytes).
 import argparse
 import hashlib
 import http.client
+import json
 import os
 import random
 import statistics
@@ -90,6 +92,7 @@ def main():
     ap.add_argument("--rate", type=float, default=200)
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--timeout", type=float, default=30)
+    ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
 
     u = urllib.parse.urlsplit(args.edge)
@@ -144,6 +147,12 @@ def main():
     print(f"edit-to-served over {len(latencies)} replaces: p50 {pct(50):.0f} ms, p99 {pct(99):.0f} ms, "
           f"max {latencies[-1] * 1000:.0f} ms, mean {statistics.mean(latencies) * 1000:.0f} ms")
     print(f"read load: {reader.sent / reader.elapsed:.0f} req/s for {reader.elapsed:.0f} s, {reader.errors} errors")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"replaces": len(latencies), "p50_ms": pct(50), "p99_ms": pct(99),
+                       "max_ms": latencies[-1] * 1000, "mean_ms": statistics.mean(latencies) * 1000,
+                       "read_load_per_s": reader.sent / reader.elapsed, "read_seconds": reader.elapsed,
+                       "read_errors": reader.errors}, f, indent=1, sort_keys=True)
 
 
 if __name__ == "__main__":

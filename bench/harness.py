@@ -15,7 +15,9 @@ also be run by hand, see --help.  Method (PERF.md section 1):
     ratios A/B (the "ratio" column; it travels better than absolute ms),
     median peak RSS of each side.
 
-Everything is written to --results (latest.md, latest-raw.tsv).
+Everything is written to --results (latest.md, latest-raw.tsv, and
+latest.json: the same results with the machine and versions, for
+bench/report.py).
 """
 import argparse
 import datetime
@@ -29,6 +31,8 @@ import struct
 import subprocess
 import sys
 import time
+
+import benchinfo
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PRESETS = "1920,1024,512,256"
@@ -441,6 +445,37 @@ def tool_versions(args):
     return v
 
 
+def write_json(path, args, n, v, images, results, sql_rows, sql_na, psnr, psnr_na, floor_ms, errors, load):
+    """latest.json: the main table's figures, machine and versions (bench/benchinfo.py)."""
+    def num(x):
+        return None if x is None or x != x else round(x, 4)
+
+    rows = [{"task": r.task, "image": r.image, "peer": r.peer, "na": r.na, "note": r.note,
+             "target": r.target, "rss_target": r.rss_target, "ratio": num(r.ratio) if r.ratios else None,
+             "imgmod_ms": num(r.a_ms()), "peer_ms": num(r.b_ms()),
+             "imgmod_rss_kib": num(r.a_rss()), "peer_rss_kib": num(r.b_rss()),
+             "time_met": r.time_met(), "rss_met": r.rss_met()} for r in results]
+    versions = dict(v, **benchinfo.versions(["imgmod"]))  # the git revision; the build is in results
+    if os.environ.get("PGHOST") or os.environ.get("PGPORT"):
+        versions.update(benchinfo.versions(["PostgreSQL"]))
+    benchinfo.write(path, {
+        "bench": "run", "date": benchinfo.now(), "machine": benchinfo.machine(), "versions": versions,
+        "results": {
+            "command": "bench/run.sh" + ("" if n == 5 else " -n %d" % n), "n": n, "floor_ms": num(floor_ms),
+            "imgmod_build": v["imgmod"],
+            "load_avg_start": num(load[0]), "load_avg_end": num(load[1]),
+            "images": [{"name": i.name, "coding": i.coding, "subsampling": i.subsampling, "width": i.width,
+                        "height": i.height, "bytes": i.bytes} for i in images],
+            "rows": rows,
+            "sql_upload": {"na": sql_na} if sql_na else {
+                "header": ["image", "upload server ms", "upload round trip ms", "read only ms", "read+sha256 ms",
+                           "jpegtran ms", "ratio", "met? (≤1.30×)"], "rows": sql_rows},
+            "psnr": {"na": psnr_na} if psnr_na else
+                    {"%s/%s" % k: round(d["psnr"], 3) for k, d in sorted(psnr.items())},
+            "errors": errors,
+        }})
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
@@ -457,7 +492,7 @@ def main():
     ap.add_argument("--n", type=int, default=5, help="counted runs per measurement (after 1 warm-up)")
     ap.add_argument("--cli", required=True, help="imgmod-cli binary")
     ap.add_argument("--build", required=True, help="bench/build (vips_multi, imgmod_stages)")
-    ap.add_argument("--results", required=True, help="directory for latest.md and latest-raw.tsv")
+    ap.add_argument("--results", required=True, help="directory for latest.md, latest-raw.tsv and latest.json")
     ap.add_argument("--na", action="append", default=[], metavar="PEER=REASON",
                     help="peer that could not be installed, and why")
     ap.add_argument("--imgmod", default="", help="what imgmod-cli was built from (for the report)")
@@ -784,6 +819,8 @@ def main():
     text = "\n".join(md) + "\n"
     with open(os.path.join(args.results, "latest.md"), "w") as f:
         f.write(text)
+    write_json(os.path.join(args.results, "latest.json"), args, n, v, images, results, sql_rows, sql_na, psnr,
+               psnr_na, floor_ms, errors, (load_start, load_end))
     print(text)
     return 1 if errors else 0
 

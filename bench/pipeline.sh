@@ -22,7 +22,9 @@
 # p95), and the CPU seconds each kind of process used (bench/cpu_by_process.py),
 # which shows what the servers themselves cost on the shared cores.  Needs the
 # photos in ../shared/corpus/photos (or IMGMOD_BENCH_PHOTOS=dir) and starts
-# the servers with scripts/services.sh.
+# the servers with scripts/services.sh.  The figures also go to
+# bench/results/pipeline-services.json (or pipeline-embedded.json), with the
+# machine and versions (bench/benchinfo.py), for bench/report.py.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -101,7 +103,7 @@ done
 # Uploads come from $SESSIONS concurrent sessions, as from several app servers.
 split -n "l/$SESSIONS" -d "$sql" "$WORK/uploads.part."
 rm -f "$WORK/cpu.stop"
-python3 "$ROOT/bench/cpu_by_process.py" "$WORK/cpu.stop" > "$WORK/cpu.txt" &
+python3 "$ROOT/bench/cpu_by_process.py" "$WORK/cpu.stop" "$WORK/cpu.json" > "$WORK/cpu.txt" &
 sampler=$!
 # Sets t1 when every image is ready, then stops the CPU sampler.
 wait_all_ready_then_stop_sampler() {
@@ -142,6 +144,17 @@ SELECT round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FR
        round(1000 * percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM ready_at - created_at))::numeric, 0) AS commit_to_ready_p95_ms
   FROM imgmod.images;
 SQL
+# the same figures for bench/results (before the worker stage adds to the counters)
+psql -qXAt -d imgmod_bench >"$WORK/db.json" <<'SQL'
+SELECT json_build_object(
+  'store_requests', (SELECT coalesce(json_agg(s ORDER BY store, verb), '[]') FROM
+                       (SELECT store, verb, requests, failures, retries FROM imgmod.stats WHERE requests > 0) s),
+  'cache', (SELECT coalesce(json_object_agg(counter, total), '{}') FROM imgmod.cache_stats WHERE total > 0),
+  'events', (SELECT count(*) FROM imgmod.events),
+  'acknowledged_by_kafka', (SELECT count(published_at) FROM imgmod.events),
+  'commit_to_ready_median_ms', (SELECT round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM ready_at - created_at))::numeric, 0) FROM imgmod.images),
+  'commit_to_ready_p95_ms', (SELECT round(1000 * percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM ready_at - created_at))::numeric, 0) FROM imgmod.images));
+SQL
 echo
 echo "## where the CPU went during the pipeline run (bench/cpu_by_process.py)"
 cat "$WORK/cpu.txt"
@@ -158,7 +171,7 @@ cat "$WORK/one-transaction.sql" >&"${UPLOADER[1]}"
 echo "\\o $WORK/uploaded" >&"${UPLOADER[1]}"
 echo "SELECT 1;" >&"${UPLOADER[1]}"
 until [ -s "$WORK/uploaded" ]; do sleep 0.02; done
-python3 "$ROOT/bench/cpu_by_process.py" "$WORK/cpu.stop" > "$WORK/cpu-workers.txt" &
+python3 "$ROOT/bench/cpu_by_process.py" "$WORK/cpu.stop" "$WORK/cpu-workers.json" > "$WORK/cpu-workers.txt" &
 sampler=$!
 echo "COMMIT;" >&"${UPLOADER[1]}"
 echo "\\q" >&"${UPLOADER[1]}"
@@ -171,3 +184,17 @@ echo "## worker stage: $N uploads committed at once, then rendered, stored, cach
 printf 'worker_stage_per_s %.2f   render_only_per_s %.2f   worker_stage_pct_of_render_only %.1f\n' \
   "$worker_rate" "$render_rate" "$(echo "100 * $worker_rate / $render_rate" | bc -l)"
 cat "$WORK/cpu-workers.txt"
+
+if [ "$SERVICES" = 1 ]; then
+  mode=services command="bench/pipeline.sh $ROUNDS" versions=imgmod,PostgreSQL,libjpeg-turbo,Ceph,Redis
+  extra=(--version "Kafka=${IMGMOD_KAFKA_VERSION:-3.9.1}")
+else
+  mode=embedded command="IMGMOD_BENCH_SERVICES=0 bench/pipeline.sh $ROUNDS" versions=imgmod,PostgreSQL,libjpeg-turbo
+  extra=()
+fi
+python3 "$ROOT/bench/benchinfo.py" "$ROOT/bench/results/pipeline-$mode.json" --bench pipeline \
+  --versions "$versions" "${extra[@]}" --set command="$command" --set services="$SERVICES" \
+  --set rounds="$ROUNDS" --set images="$NIMG" --set uploads="$N" --set workers="${IMGMOD_BENCH_WORKERS:-2}" \
+  --set sessions="$SESSIONS" --set pipeline_uploads_per_s="$pipeline_rate" --set render_only_per_s="$render_rate" \
+  --set normalise_and_render_per_s="$work_rate" --set worker_stage_per_s="$worker_rate" \
+  --json db="$WORK/db.json" --json cpu_pipeline="$WORK/cpu.json" --json cpu_worker_stage="$WORK/cpu-workers.json"

@@ -82,6 +82,7 @@ want vipsthumbnail libvips-tools
 pkg-config --exists vips 2>/dev/null || need_pkgs+=(libvips-dev)
 /usr/bin/python3 -c 'import PIL' 2>/dev/null || need_pkgs+=(python3-pil)
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || need_pkgs+=(python3-numpy)
+/usr/bin/python3 -c 'import matplotlib' 2>/dev/null || need_pkgs+=(python3-matplotlib)  # bench/report.py
 [ -x /usr/bin/time ] || need_pkgs+=(time)
 want jpegtran libjpeg-turbo-progs
 want node nodejs
