@@ -124,8 +124,9 @@ img_status	img_jpeg_copy_master(const uint8_t *data, size_t len, bool multi_scan
 /*
  * The decoding half of img_jpeg_copy_master: every scan entropy-decoded
  * with every warning an error, at most 500 scans, and the checks the
- * transform makes when it writes; read once as the transform reads and
- * once through libjpeg's careful Huffman decoder (see codecs/jpeg.c).
+ * transform makes when it writes; read once, through libjpeg's careful
+ * Huffman decoder, and a scan must end on its last byte (multi-scan files
+ * are read a second time, as the transform reads them; see codecs/jpeg.c).
  * IMG_OK, with *unsuitable unless the file passed and its frame is one a
  * copy reproduces exactly; or IMG_ERR_INTERRUPTED.
  */

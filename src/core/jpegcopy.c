@@ -14,7 +14,8 @@
  * DRI, SOF0/1, SOF2 when multi-scan copies are allowed, SOS with its
  * entropy-coded data and restart markers, EOI) and gives up on anything
  * else (another marker, a length past the end, a second frame header, a
- * missing EOI); the check gives up on any libjpeg warning.  Every other
+ * missing EOI); the check gives up on any libjpeg warning and on whole
+ * bytes between a scan's last code and its end.  Every other
  * file goes to the lossless transform, which accepts or refuses it with
  * the verdict and message it always had: a damaged upload is judged
  * exactly as before, and a copy never carries data a decoder had to

@@ -4,9 +4,10 @@
  *
  * JPEG input whose colours are already sRGB keeps its DCT coefficients.
  * Upright single-scan (baseline or extended sequential, Huffman) input is
- * its own master once its metadata is gone: when every scan entropy-decodes
- * without a single warning, the frame, tables and scans are copied as they
- * are (jpegcopy.c), at about half the cost of `jpegtran -copy none`.
+ * its own master once its metadata is gone: when its scan entropy-decodes
+ * (once, on the careful Huffman decoder) without a single warning and ends
+ * on its last byte, the frame, tables and scan are copied as they are
+ * (jpegcopy.c), at under half the cost of `jpegtran -copy none`.
  * Other such input (damaged files included, so they are judged exactly as
  * before) goes through TurboJPEG's lossless transform, which drops every
  * marker and applies the EXIF orientation when the image's size is a whole

@@ -699,6 +699,111 @@ TEST_SUITE(fast_path_damage_parity)
 }
 
 /*
+ * Variants of kind k's file at w x h whose scan ends otherwise than on its
+ * last byte, added to count; every one with junk (*junk_files) must be
+ * declined by the copy (*declined).
+ */
+static void
+tail_variants(const kind *k, uint32_t w, uint32_t h, parity_count *count, int *declined, int *junk_files)
+{
+	static const uint8_t fills[][2] = {{0x5A, 0x5A}, {0x00, 0x00}, {0xFF, 0x00}, {0x80, 0x01}};	/* 0xFF: stuffed */
+	jb_buf		plain,
+				src;
+	size_t		eoi;
+	char		what[160];
+	img_buffer	copy;
+	img_error	err = {0};
+	bool		unsuitable;
+	img_status	st;
+
+	if (!source_of_kind(k, w, h, 1, &plain, &src))
+	{
+		CHECK(false, "%s %ux%u: input", k->name, w, h);
+		return;
+	}
+	eoi = plain.len - 2;
+	for (size_t junk = 1; junk <= 20; junk++)
+		for (size_t f = 0; f < sizeof(fills) / sizeof(fills[0]); f++)
+		{
+			uint8_t    *d = malloc(eoi + 2 * junk + 2);
+			size_t		len = eoi;
+
+			memcpy(d, plain.data, eoi);
+			/* junk whole bytes (0xFF as a stuffed pair, one byte of data) */
+			for (size_t i = 0; i < junk; i++)
+			{
+				if (fills[f][0] == 0xFF)
+				{
+					d[len++] = 0xFF;
+					d[len++] = 0x00;
+				}
+				else
+					d[len++] = fills[f][i % 2];
+			}
+			d[len++] = 0xFF;
+			d[len++] = 0xD9;
+			snprintf(what, sizeof(what), "%s %ux%u, %zu bytes 0x%02X%02X before EOI", k->name, w, h,
+					 junk, fills[f][0], fills[f][1]);
+			check_parity(what, d, len, count);
+			st = img_jpeg_copy_master(d, len, false, &copy, &unsuitable, &err);
+			CHECK(st == IMG_OK && unsuitable && copy.data == NULL, "%s: not copied", what);
+			*declined += st == IMG_OK && unsuitable;
+			(*junk_files)++;
+			img_buffer_free(&copy);
+			free(d);
+		}
+	/* the scan cut short of its last bytes, EOI put back */
+	for (size_t cut = 1; cut <= 24 && cut < eoi; cut++)
+	{
+		uint8_t    *d = malloc(eoi + 2);
+
+		memcpy(d, plain.data, eoi - cut);
+		d[eoi - cut] = 0xFF;
+		d[eoi - cut + 1] = 0xD9;
+		snprintf(what, sizeof(what), "%s %ux%u, last %zu bytes of the scan cut", k->name, w, h, cut);
+		check_parity(what, d, eoi - cut + 2, count);
+		free(d);
+	}
+	/* as the encoder wrote it */
+	snprintf(what, sizeof(what), "%s %ux%u", k->name, w, h);
+	st = img_jpeg_copy_master(plain.data, plain.len, false, &copy, &unsuitable, &err);
+	CHECK(st == IMG_OK && !unsuitable, "%s: copied", what);
+	check_parity(what, plain.data, plain.len, count);
+	img_buffer_free(&copy);
+	jb_free(&plain);
+	jb_free(&src);
+}
+
+/*
+ * The end of the scan, where the one careful reading and the transform's
+ * reader differ in how far they read ahead: whole bytes between the last
+ * code and EOI (no marker, stuffed 0xFF, zeros) are never copied, and every
+ * such file and every file cut short of its last bytes keeps the
+ * transform's verdict and message.  Each kind's own scans end on their
+ * last byte and are copied.
+ */
+TEST_SUITE(fast_path_tail_parity)
+{
+	parity_count count = {0};
+	int			declined = 0,
+				junk_files = 0;
+
+	tail_variants(&kinds[0], 203, 117, &count, &declined, &junk_files);
+	tail_variants(&kinds[5], 203, 117, &count, &declined, &junk_files);
+	tail_variants(&kinds[6], 203, 117, &count, &declined, &junk_files);
+	tail_variants(&kinds[7], 203, 117, &count, &declined, &junk_files);
+	tail_variants(&kinds[8], 203, 117, &count, &declined, &junk_files);
+	tail_variants(&kinds[1], 64, 48, &count, &declined, &junk_files);
+	tail_variants(&kinds[4], 640, 400, &count, &declined, &junk_files);
+	tail_variants(&kinds[0], 640, 400, &count, &declined, &junk_files);
+	CHECK(count.differ == 0 && declined == junk_files && count.copied >= 8,
+		  "end of the scan: %d judged: %d rejected, %d copied, %d transformed, %d differ from before",
+		  count.files, count.rejected, count.copied, count.transformed, count.differ);
+	printf("  fast_path_tail_parity: %d files: %d rejected, %d copied, %d transformed, %d differ\n",
+		   count.files, count.rejected, count.copied, count.transformed, count.differ);
+}
+
+/*
  * The copy declines d (multi-scan files allowed or not) and the transform,
  * which then decides, gives it want.
  */

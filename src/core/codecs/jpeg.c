@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <jpeglib.h>
 #include <jerror.h>
+#include <jpegint.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <setjmp.h>
@@ -564,21 +565,29 @@ interrupted:
 /* ------------------------------------------------- the upload fast path */
 
 /*
- * The check reads the file twice.  libjpeg-turbo's Huffman decoder has a
- * fast path, taken while it holds at least 512 bytes per block of an MCU,
- * and a careful one.  The fast path decodes an invalid Huffman code as
- * zero without a warning, and the two read ahead differently, so that a
- * few stray bytes at the end of a scan are found by one and not by the
- * other: which file passes depends on how it is handed to the decoder.
+ * libjpeg-turbo's Huffman decoder has a fast path, taken while it holds at
+ * least 512 bytes per block of an MCU and the scan has no restart
+ * interval, and a careful one.  The fast path decodes an invalid Huffman
+ * code as zero without a warning; the careful one reports it.  The check
+ * reads the file once, in slices smaller than the fast path needs
+ * (CAREFUL_SLICE), so that every block goes through the careful decoder:
+ * no invalid code anywhere, where the transform (which reads the whole
+ * file at once, mostly on the fast path) would have decoded one as zero.
  *
- * - Whole, as the transform's memory source hands it: the verdict the
- *   transform would give.  A file that fails goes to the transform, which
- *   then rejects it with the message it always gave.
- * - In slices smaller than the fast path needs (CAREFUL_SLICE), so that
- *   every block goes through the careful decoder: no invalid code
- *   anywhere.  A file that fails here (the transform accepts it, decoding
- *   invalid codes as zero) goes to the transform too, which re-encodes
- *   what it decoded into a master every reader takes.
+ * With every code valid the two decoders consume the same bits, meet the
+ * same markers and warn alike, with one exception: how far they read
+ * ahead.  Whole bytes after the last code of a scan are dropped without a
+ * word when the bit reader has already fetched them, and reported as
+ * extraneous data when it has not, and the two fill their bit buffers
+ * differently.  A careful reading without a warning has fetched every
+ * byte up to the marker that ends the scan; what it holds unread at the
+ * end (tail_bits below) then tells whether any whole byte followed the
+ * last code.  None: the transform's reader, which must fetch the last
+ * code's byte too and cannot pass the marker, ends at the same place and
+ * is silent too.  Any: its verdict depends on its read-ahead, and the
+ * file goes to the transform, which gives it.  (Multi-scan files, copied
+ * only on request, are still read a second time as the transform reads
+ * them.)
  */
 #define CAREFUL_SLICE 256
 
@@ -672,20 +681,48 @@ transform_would_write(j_decompress_ptr cinfo)
 }
 
 /*
+ * The bits libjpeg-turbo's sequential Huffman decoder (jdhuff.c) holds
+ * unread in its bit buffer after the last MCU it decoded: its state starts
+ * with the public part and the bit buffer saved at the end of each MCU
+ * (bitread_perm_state: the buffer, then the count of bits in it).  The
+ * library's layout is not an interface, so tail_bits_readable() checks it
+ * on files whose answer is known before any upload relies on it.
+ */
+typedef struct huff_decoder_head
+{
+	struct jpeg_entropy_decoder pub;
+	size_t		get_buffer;
+	int			bits_left;
+} huff_decoder_head;
+
+static int
+tail_bits(j_decompress_ptr cinfo)
+{
+	const huff_decoder_head *head = (const huff_decoder_head *) cinfo->entropy;
+
+	return head->bits_left;
+}
+
+/*
  * One reading of the whole file (careful: in CAREFUL_SLICE slices, else
  * at once): true when its frame is copyable and every scan decoded
  * without a warning, within the scan limit, to EOI, and the transform
  * could write it.  *interrupted when the interrupt hook stopped it.
+ * *unread_bits, for a clean reading of a file in one scan, is what its
+ * Huffman decoder held unread at the end of the scan (-1 otherwise).
  */
 static bool
-clean_reading(const uint8_t *data, size_t len, bool multi_scan, bool careful, bool *interrupted)
+clean_reading(const uint8_t *data, size_t len, bool multi_scan, bool careful, bool *interrupted,
+			  int *unread_bits)
 {
 	struct jpeg_decompress_struct cinfo;
 	strict_error_mgr jerr;
 	sliced_source source;
 	check_progress progress;
 	bool		clean = false;
+	bool		one_scan = false;
 
+	*unread_bits = -1;
 	memset(&jerr, 0, sizeof(jerr));
 	jerr.every_warning = true;
 	cinfo.err = jpeg_std_error(&jerr.pub);
@@ -733,6 +770,7 @@ clean_reading(const uint8_t *data, size_t len, bool multi_scan, bool careful, bo
 		 */
 		JSAMPARRAY	rows;
 
+		one_scan = true;
 		cinfo.scale_num = 1;
 		cinfo.scale_denom = 8;
 		cinfo.out_color_space = cinfo.jpeg_color_space;
@@ -753,6 +791,9 @@ clean_reading(const uint8_t *data, size_t len, bool multi_scan, bool careful, bo
 		if (rc == JPEG_REACHED_EOI || rc == JPEG_SUSPENDED)
 		{
 			clean = rc == JPEG_REACHED_EOI && transform_would_write(&cinfo);
+			/* (the decoder keeps its state until the next scan, and there is none) */
+			if (clean && one_scan)
+				*unread_bits = tail_bits(&cinfo);
 			break;
 		}
 	}
@@ -760,20 +801,81 @@ clean_reading(const uint8_t *data, size_t len, bool multi_scan, bool careful, bo
 	return clean;
 }
 
+/*
+ * Whether tail_bits() reads what it means to: three grey 8x8 files, one
+ * block whose two codes (DC 0 and end of block, one bit each) leave six
+ * bits of the scan's only byte unread, then that byte followed by 0, 1
+ * and 2 whole bytes before EOI: 6, 14 and 22 bits unread.
+ */
+static bool
+tail_bits_readable(void)
+{
+	static _Atomic int known;	/* 0 not yet, 1 readable, 2 not */
+	static const uint8_t head[] = {
+		0xFF, 0xD8,
+		/* DQT 0, all ones */
+		0xFF, 0xDB, 0x00, 0x43, 0x00,
+		1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+		1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+		1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+		1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+		/* SOF0, 8x8, one component */
+		0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x00, 0x08, 0x00, 0x08, 0x01, 0x01, 0x11, 0x00,
+		/* DHT DC 0 and AC 0: the one symbol 0, coded 0 */
+		0xFF, 0xC4, 0x00, 0x14, 0x00, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00,
+		0xFF, 0xC4, 0x00, 0x14, 0x10, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00,
+		/* SOS, then 00 and padding ones */
+		0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3F, 0x00,
+		0x3F,
+	};
+	int			k = known;
+
+	if (k == 0)
+	{
+		k = 1;
+		for (size_t extra = 0; extra <= 2 && k == 1; extra++)
+		{
+			uint8_t		file[sizeof(head) + 4];
+			bool		interrupted = false;
+			int			unread;
+
+			memcpy(file, head, sizeof(head));
+			memset(file + sizeof(head), 0x5A, extra);
+			file[sizeof(head) + extra] = 0xFF;
+			file[sizeof(head) + extra + 1] = 0xD9;
+			if (!clean_reading(file, sizeof(head) + extra + 2, false, true, &interrupted, &unread) ||
+				unread != 6 + 8 * (int) extra)
+				k = 2;
+			if (interrupted)
+				return false;	/* no answer: ask again next time */
+		}
+		known = k;
+	}
+	return k == 1;
+}
+
 img_status
 img_jpeg_check_copyable(const uint8_t *data, size_t len, bool multi_scan, bool *unsuitable,
 						img_error *err)
 {
 	bool		interrupted = false;
+	int			unread = -1;
+	int			ignored;
 	img_status	st;
 
 	*unsuitable = true;
 	st = img_check_interrupt(err, "checking jpeg");
 	if (st != IMG_OK)
 		return st;
-	if (clean_reading(data, len, multi_scan, false, &interrupted) &&
-		clean_reading(data, len, multi_scan, true, &interrupted))
-		*unsuitable = false;
+	if (clean_reading(data, len, multi_scan, true, &interrupted, &unread))
+	{
+		if (!multi_scan && unread >= 0 && tail_bits_readable())
+			/* one scan: read once, no whole byte after its last code */
+			*unsuitable = unread >= 8;
+		else if (clean_reading(data, len, multi_scan, false, &interrupted, &ignored))
+			/* several scans (or no view of the decoder's state): as the transform reads too */
+			*unsuitable = false;
+	}
 	if (interrupted)
 		return img_fail(err, IMG_ERR_INTERRUPTED, "interrupted while checking jpeg");
 	return IMG_OK;
