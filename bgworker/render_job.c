@@ -445,7 +445,11 @@ derive_master(claimed_job *job)
 		job->source_origin = "edit";
 	}
 	job->source_is_staged = true;
-	imgmod_sha256_hex(job->source, job->source_len, job->master_sha256);
+	/* a revert's master is its base's, already checked against this digest */
+	if (strcmp(job->origin, "revert") == 0)
+		strlcpy(job->master_sha256, job->base_sha256, sizeof(job->master_sha256));
+	else
+		imgmod_sha256_hex(job->source, job->source_len, job->master_sha256);
 }
 
 /*

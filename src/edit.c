@@ -45,29 +45,6 @@ strip_op_prefix(const char *message)
 	return kind ? kind : message;
 }
 
-/* Lock the image (consecutive versions for concurrent calls); refuse a missing or deleted one. */
-static void
-lock_image(const char *fn, int64 image_id)
-{
-	Oid			types[1] = {INT8OID};
-	Datum		values[1];
-	bool		isnull;
-
-	values[0] = Int64GetDatum(image_id);
-	if (SPI_execute_with_args("SELECT status = 'deleted' FROM imgmod.images WHERE id = $1 FOR UPDATE",
-							  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "imgmod: could not lock image %lld", (long long) image_id);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("%s: image %lld does not exist", fn, (long long) image_id)));
-	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("%s: image %lld was deleted", fn, (long long) image_id),
-				 errhint("A deleted image cannot be changed; upload the picture again with imgmod.upload().")));
-}
-
 static char *
 text_column(int col)
 {
@@ -127,20 +104,6 @@ read_base(const char *fn, int64 image_id, int32 version, base_version *base)
 						base->version, (long long) image_id,
 						strcmp(base->status, "failed") == 0 ? "failed" : "did not finish"),
 				 errhint("Use another version, or imgmod.retry() the image.")));
-}
-
-static int32
-next_version(int64 image_id)
-{
-	Oid			types[1] = {INT8OID};
-	Datum		values[1];
-	bool		isnull;
-
-	values[0] = Int64GetDatum(image_id);
-	if (SPI_execute_with_args("SELECT coalesce(max(version), 0) + 1 FROM imgmod.image_versions WHERE image_id = $1",
-							  1, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "imgmod: could not number the new version of image %lld", (long long) image_id);
-	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 /*
@@ -227,7 +190,7 @@ imgmod_edit(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "imgmod: SPI_connect failed");
-	lock_image(fn, image_id);
+	version = imgmod_lock_image_for_new_version(fn, image_id, true);
 	read_base(fn, image_id, base_arg, &base);
 	if (!imgmod_read_edit_source(image_id, base.version, nops, CurrentMemoryContext, &source))
 		ereport(ERROR,
@@ -257,7 +220,6 @@ imgmod_edit(PG_FUNCTION_ARGS)
 				 errmsg("%s: the edits that made version %d no longer apply: %s", fn, base.version, err.message),
 				 errhint("The limits (imgmod.max_side, imgmod.max_megapixels) may have been lowered since.")));
 
-	version = next_version(image_id);
 	register_derived(image_id, version, "edit", &base, width, height, ops);
 	SPI_finish();
 	imgmod_wake_workers_at_commit();
@@ -287,14 +249,13 @@ imgmod_revert(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "imgmod: SPI_connect failed");
-	lock_image(fn, image_id);
+	version = imgmod_lock_image_for_new_version(fn, image_id, true);
 	read_base(fn, image_id, to, &base);
 	if (!base.has_master)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("%s: version %d of image %lld is an edit still being made", fn, to, (long long) image_id),
 				 errhint("Wait for it with SELECT imgmod.wait(%lld), then revert.", (long long) image_id)));
-	version = next_version(image_id);
 	register_derived(image_id, version, "revert", &base, (uint32) base.width, (uint32) base.height, NULL);
 	SPI_finish();
 	imgmod_wake_workers_at_commit();

@@ -241,7 +241,7 @@ imgmod_parse_edit_ops(const char *fn, Jsonb *ops, int max_ops, img_edit_op **out
 				 errmsg("%s: ops must be a JSON array of operations", fn),
 				 errhint("For example '[{\"op\":\"rotate\",\"degrees\":90}]'.")));
 	n = (int) JB_ROOT_COUNT(ops);
-	if (n == 0 && max_ops == IMGMOD_EDIT_MAX_OPS)
+	if (n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s: ops is empty: an edit needs at least one operation", fn)));
@@ -266,8 +266,9 @@ imgmod_edit_chain(const char *fn, const imgmod_edit_source *source, const img_ed
 				  img_edit_op **chain)
 {
 	img_edit_op *inherited = NULL;
-	int			ninherited = source->inherited_ops ? imgmod_parse_edit_ops(fn, source->inherited_ops,
-																			IMG_EDIT_MAX_OPS, &inherited) : 0;
+	bool		inherits = source->inherited_ops != NULL && JB_ROOT_COUNT(source->inherited_ops) > 0;
+	int			ninherited = inherits ? imgmod_parse_edit_ops(fn, source->inherited_ops, IMG_EDIT_MAX_OPS,
+															 &inherited) : 0;
 	int			prefix = (source->has_focus ? 1 : 0) + ninherited;
 	img_edit_op *c = palloc0(sizeof(img_edit_op) * (prefix + nops + 1));
 

@@ -77,6 +77,12 @@ typedef enum imgmod_mismatch
 void		imgmod_define_settings(void);
 void		imgmod_current_limits(img_limits *limits);
 void		imgmod_background_rgb(uint8_t rgb[3]);
+/*
+ * Within SPI: refuse a missing or deleted image (messages name fn), lock
+ * its row when asked, and return its next version number (upload.c).
+ */
+int32		imgmod_lock_image_for_new_version(const char *fn, int64 image_id, bool lock);
+
 /* "#rrggbb" into rgb; false when it is not one. */
 bool		imgmod_parse_colour(const char *s, uint8_t rgb[3]);
 

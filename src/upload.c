@@ -279,11 +279,11 @@ imgmod_upload(PG_FUNCTION_ARGS)
 
 /*
  * Check that the image exists and is not deleted; with lock, lock its row
- * (two replace() calls on one image get consecutive versions).  Returns its
- * next version number.
+ * (two calls that make versions of one image get consecutive numbers).
+ * Returns its next version number.  fn names the caller in messages.
  */
-static int32
-lock_image_for_new_version(int64 image_id, bool lock)
+int32
+imgmod_lock_image_for_new_version(const char *fn, int64 image_id, bool lock)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1];
@@ -298,12 +298,12 @@ lock_image_for_new_version(int64 image_id, bool lock)
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("imgmod.replace: image %lld does not exist", (long long) image_id),
+				 errmsg("%s: image %lld does not exist", fn, (long long) image_id),
 				 errhint("Create it with imgmod.upload(), which returns the image id.")));
 	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("imgmod.replace: image %lld was deleted", (long long) image_id),
+				 errmsg("%s: image %lld was deleted", fn, (long long) image_id),
 				 errhint("Upload the bytes as a new image with imgmod.upload().")));
 	if (SPI_execute_with_args("SELECT coalesce(max(version), 0) + 1 FROM imgmod.image_versions WHERE image_id = $1",
 							  1, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
@@ -393,7 +393,7 @@ imgmod_replace(PG_FUNCTION_ARGS)
 	 */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "imgmod: SPI_connect failed");
-	(void) lock_image_for_new_version(image_id, false);
+	(void) imgmod_lock_image_for_new_version("imgmod.replace", image_id, false);
 	SPI_finish();
 
 	imgmod_idempotency_from_arg(fcinfo, 4, "imgmod.replace", "replace", image_id, &idem);
@@ -402,7 +402,7 @@ imgmod_replace(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "imgmod: SPI_connect failed");
-	version = lock_image_for_new_version(image_id, true);
+	version = imgmod_lock_image_for_new_version("imgmod.replace", image_id, true);
 	register_version(image_id, version, &up);
 	SPI_finish();
 	imgmod_idempotency_record(&idem, image_id, version);

@@ -11,6 +11,7 @@ use FindBin;
 use lib $FindBin::Bin;
 use Digest::MD5 qw(md5_hex);
 use IO::Socket::INET;
+use POSIX ();
 use Time::HiRes qw(time);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -229,6 +230,56 @@ is($uncached->{headers}{'retry-after'}, '5', 'with Retry-After');
 unlike($uncached->{content}, qr/127\.0\.0\.1|backend|varnish/i, 'and no internal detail');
 $o = start_origin($node);
 stop_edge($e);
+
+# --- request coalescing: concurrent misses of one URL make one origin fetch.
+# A stand-in origin that takes a second per answer and counts requests.
+{
+	my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 32, ReuseAddr => 1)
+	  or die "listen: $!";
+	my $count_file = $node->basedir . '/slow_origin_requests';
+	PostgreSQL::Test::Utils::append_to_file($count_file, '');
+	my $server = fork();
+	die "fork: $!" unless defined $server;
+	if ($server == 0)
+	{
+		while (my $c = $listen->accept)
+		{
+			while (defined(my $line = <$c>))
+			{
+				next unless $line =~ /^GET /;
+				1 while defined($line = <$c>) && $line ne "\r\n";
+				open(my $fh, '>>', $count_file) or die $!;
+				print $fh "x";
+				close $fh;
+				sleep 1;    # a slow origin, so the other requests arrive while it answers
+				print $c "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 4\r\n"
+				  . "Cache-Control: public, max-age=60, s-maxage=31536000\r\nxkey: imgmod-image-1\r\n\r\nslow";
+			}
+			close $c;
+		}
+		POSIX::_exit(0);    # not exit: the END blocks would stop the parent's servers
+	}
+	my $slow = start_edge($node, { port => $listen->sockport });
+	my @clients;
+	for (1 .. 10)
+	{
+		my $pid = fork();
+		die "fork: $!" unless defined $pid;
+		if ($pid == 0)
+		{
+			my $r = edge_get($slow, '/i/1/coalesced.jpg');
+			POSIX::_exit($r->{status} == 200 && $r->{content} eq 'slow' ? 0 : 1);
+		}
+		push @clients, $pid;
+	}
+	my $served = 0;
+	for my $pid (@clients) { waitpid($pid, 0); $served++ if $? == 0; }
+	is($served, 10, '10 concurrent requests for one uncached URL are all answered');
+	is(length(PostgreSQL::Test::Utils::slurp_file($count_file)), 1, 'with one fetch from the origin (request coalescing)');
+	stop_edge($slow);
+	kill 'TERM', $server;
+	waitpid($server, 0);
+}
 
 # --- capacity: a small edge fills, evicts and shows up full
 my $small = start_edge($node, $o, storage => '1m');
