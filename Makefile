@@ -24,7 +24,7 @@ OBJS = \
 	src/module.o src/settings.o src/errors.o src/shared_state.o src/audit.o \
 	src/background_tx.o src/core_memory.o src/io_hooks.o src/hashing.o src/storage.o src/stats.o src/cache_redis.o \
 	src/upload.o src/idempotency.o src/edit.o src/edit_ops.o src/inspect.o src/fetch.o \
-	bgworker/worker.o bgworker/job_queue.o bgworker/render_job.o bgworker/purge_job.o bgworker/publisher.o bgworker/retry_request.o bgworker/edge_purger.o \
+	bgworker/worker.o bgworker/job_queue.o bgworker/render_job.o bgworker/purge_job.o bgworker/publisher.o bgworker/retry_request.o bgworker/edge_purger.o bgworker/render_threads.o \
 	$(patsubst %.c,$(IMGCORE_DIR)/%.o,$(IMGCORE_SRCS)) \
 	$(patsubst %.c,$(IMGIO_DIR)/%.o,$(IMGIO_SRCS))
 

@@ -32,6 +32,7 @@ CMD_RUN = "bench/run.sh"
 CMD_SERVICES = "bench/pipeline.sh 2"
 CMD_EMBEDDED = "IMGMOD_BENCH_SERVICES=0 bench/pipeline.sh 2"
 CMD_CDN = "bench/cdn.sh 5"
+CMD_LONE = "bench/lone_upload.sh 9"
 CDN_SERVERS = [("nginx", "nginx (disk)"), ("origin-memory", "origin, memory hits"),
                ("origin-redis", "origin, Redis path"), ("edge-hits", "edge (Varnish), hits")]
 TASK_LABEL = {"presets": "4 presets", "thumb": "1024 px", "upload": "upload"}
@@ -378,6 +379,48 @@ def cpu_plot(bars, kinds, out):
 
 # ----------------------------------------------------------------- CDN
 
+def lone_section(doc):
+    md = section("A lone upload (`bench/lone_upload.sh`)", doc, CMD_LONE)
+    if doc is None:
+        return md
+    r = doc["results"]
+    runs = {(row["step"], int(row["render_threads"])): row for row in r.get("summary", [])}
+    md += ["The merchant who uploads one product photo and waits: one %s MP photo (%s) uploaded and awaited "
+           "again and again on an otherwise idle cluster (embedded store), alternating `imgmod.render_threads = 1` "
+           "(every render on its worker's thread) and `2`, the default (a second thread for each step of the render "
+           "while a core is idle). `upload()` is the call's server time; commit → ready runs from the upload's "
+           "commit to the version's `ready` event (claim, decode once, compressed master and four presets, store, "
+           "register), both from `imgmod.events`' timestamps. Reproduce: `%s`." % (
+               r.get("megapixels", "?"), r.get("photo", "?"), r.get("command", CMD_LONE)), ""]
+    rows = []
+    for step in ("upload() call", "commit -> ready"):
+        one, two = runs.get((step, 1)), runs.get((step, 2))
+        if not one or not two:
+            continue
+        change = 100.0 * (float(two["median_ms"]) - float(one["median_ms"])) / float(one["median_ms"])
+        rows.append([step.replace("->", "→"), "%s (%s)" % (one["median_ms"], one["min_ms"]),
+                     "%s (%s)" % (two["median_ms"], two["min_ms"]), "%+.0f %%" % change, one["runs"]])
+    md += [table(["step", "render_threads = 1: median (min) ms", "= 2: median (min) ms", "change", "runs each"],
+                 rows), ""]
+    got = ", ".join("%s on %s thread%s" % (t["renders"], t["threads"], "" if str(t["threads"]) == "1" else "s")
+                    for t in r.get("threads", []))
+    if got:
+        md += ["Renders counted in `imgmod.render_stats` during the run (warm-ups included): %s." % got, ""]
+    stages = {row["stage"]: row for row in r.get("stages", [])}
+    pairs = [("the whole render", "total", "total 2 threads"),
+             ("… until the first variant (probe, decode)", "render:decode", "render:decode 2 threads"),
+             ("… the variants (resize, encode)", "render:variants", "render:variants 2 threads"),
+             ("decode alone (`img_load`)", "load", "load 2 threads")]
+    rows = [[label, stages[a]["ms"], stages[b]["ms"]] for label, a, b in pairs if a in stages and b in stages]
+    if rows:
+        md += ["The same photo's render in-process, through the image core's API, on one thread and on two "
+               "(`bench/build/imgmod_stages MASTER 2560,1920,1024,512,256 7`, median ms):", "",
+               table(["render step", "1 thread", "2 threads"], rows), "",
+               "The decode splits least: each band's reader must entropy-decode the rows above its band to reach "
+               "it, so only the IDCT, upsampling and colour conversion are shared.", ""]
+    return md
+
+
 def cdn_section(doc, out):
     md = section("CDN: origin and edge against nginx (`bench/cdn.sh`)", doc, CMD_CDN)
     if doc is None:
@@ -472,6 +515,7 @@ def main():
     services = load_json(args.results, "pipeline-services.json")
     embedded = load_json(args.results, "pipeline-embedded.json")
     cdn = load_json(args.results, "cdn.json")
+    lone = load_json(args.results, "lone.json")
     rss = read_raw(args.results) if run else None
 
     # plots of sections with no results are removed, so none is left stale
@@ -482,9 +526,11 @@ def main():
             os.unlink(path)
 
     md = header([("latest.json", CMD_RUN, run), ("pipeline-services.json", CMD_SERVICES, services),
-                 ("pipeline-embedded.json", CMD_EMBEDDED, embedded), ("cdn.json", CMD_CDN, cdn)])
+                 ("pipeline-embedded.json", CMD_EMBEDDED, embedded), ("lone.json", CMD_LONE, lone),
+                 ("cdn.json", CMD_CDN, cdn)])
     md += core_section(run, rss, args.out)
     md += pipeline_section(services, embedded, args.out)
+    md += lone_section(lone)
     md += cdn_section(cdn, args.out)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "PERFORMANCE.md"), "w") as f:

@@ -601,9 +601,15 @@ render_and_store(claimed_job *job, stored_object *hires, stored_object *master,
 	{
 		/* cover presets crop around the version's focal point, if it has one */
 		img_focus	focus = {.x = job->focus_x, .y = job->focus_y};
+		img_render_options options = {0};
 
-		st = img_render_variants_focus(job->source, job->source_len, &limits, specs, (size_t) nspecs,
-									   background, job->has_focus ? &focus : NULL, results, &err);
+		options.focus = job->has_focus ? &focus : NULL;
+		options.threads = (unsigned) imgmod_render_threads;
+		options.budget = imgmod_idle_core_budget;
+		st = img_render_variants_opts(job->source, job->source_len, &limits, specs, (size_t) nspecs,
+									  background, &options, results, &err);
+		if (st == IMG_OK)
+			imgmod_count_render(options.threads_used);
 	}
 	imgmod_core_interrupted(st);
 	if (st != IMG_OK)

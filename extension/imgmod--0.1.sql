@@ -1002,6 +1002,17 @@ SELECT outcome, total FROM imgmod.retry_request_counters();
 COMMENT ON VIEW imgmod.retry_request_stats IS 'Retry requests from the Kafka retry topic since server start, by outcome; a refused message is counted under its reason and never retries any image.';
 REVOKE ALL ON imgmod.retry_request_stats FROM PUBLIC;
 
+CREATE FUNCTION imgmod.render_counters(OUT threads integer, OUT renders bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'imgmod_render_counters'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION imgmod.render_counters() IS
+  'Renders finished by the workers since server start, by the most threads one was given (1 to 8): imgmod.render_threads, lowered to the CPU cores idle at each step.';
+
+CREATE VIEW imgmod.render_stats AS
+SELECT threads, renders FROM imgmod.render_counters();
+COMMENT ON VIEW imgmod.render_stats IS 'Renders since server start by how many threads they used at most: on a busy machine every render keeps to its worker''s thread; a render that found idle cores split its decode, resizes and encodes between them (imgmod.render_threads).';
+
 -- ------------------------------------------------------------------ backups
 
 -- pg_dump dumps the rows of an extension's tables only when they are
@@ -1083,12 +1094,13 @@ GRANT EXECUTE ON FUNCTION imgmod.delete(bigint),
                           imgmod.audit_queue(),
                           imgmod.store_counters(),
                           imgmod.cache_counters(),
-                          imgmod.retry_request_counters()
+                          imgmod.retry_request_counters(),
+                          imgmod.render_counters()
       TO imgmod_admin;
 GRANT INSERT, UPDATE, DELETE ON imgmod.presets TO imgmod_admin;
 GRANT SELECT ON imgmod.jobs, imgmod.rejections, imgmod.installation, imgmod.idempotency_keys,
                 imgmod.queue, imgmod.status_counts, imgmod.rejection_stats,
-                imgmod.stats, imgmod.cache_stats, imgmod.retry_request_stats,
+                imgmod.stats, imgmod.cache_stats, imgmod.retry_request_stats, imgmod.render_stats,
                 imgmod.cdn_nodes, imgmod.cdn_capacity, imgmod.storage_usage,
                 imgmod.cdn_edges, imgmod.cdn_purge_status
       TO imgmod_admin;

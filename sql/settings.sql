@@ -32,3 +32,12 @@ DROP ROLE imgmod_settings_reader;
 
 -- The security protocol is one librdkafka knows.
 ALTER SYSTEM SET imgmod.kafka_security_protocol = 'tls-please';
+
+-- imgmod.render_threads: 1 to 8, for the whole server (the workers read it
+-- on reload), never per session.
+SHOW imgmod.render_threads;
+SET imgmod.render_threads = 1;
+ALTER SYSTEM SET imgmod.render_threads = 0;
+ALTER SYSTEM SET imgmod.render_threads = 9;
+ALTER SYSTEM SET imgmod.render_threads = 'two';
+SELECT context, min_val, max_val, boot_val FROM pg_settings WHERE name = 'imgmod.render_threads';

@@ -24,6 +24,10 @@ extern int	imgmod_max_scans;
 extern int	imgmod_max_metadata_kb;
 extern int	imgmod_master_quality;
 extern int	imgmod_compressed_master_quality;
+extern int	imgmod_render_threads;
+
+/* imgmod.render_threads' upper bound (the image core's IMG_MAX_THREADS). */
+#define IMGMOD_RENDER_THREADS_MAX 8
 extern int	imgmod_compressed_master_max_side;
 extern int	imgmod_mismatch_policy;
 extern char *imgmod_background;
@@ -338,5 +342,14 @@ imgmod_retry_outcome imgmod_parse_retry_request(const char *data, size_t len,
 												int64 *image_id, int32 *version);
 const char *imgmod_retry_outcome_name(imgmod_retry_outcome outcome);
 void		imgmod_count_retry_request(imgmod_retry_outcome outcome);
+
+/* A render finished on this many threads at most (imgmod.render_stats). */
+void		imgmod_count_render(unsigned threads);
+
+/*
+ * img_thread_budget for renders in workers (bgworker/render_threads.c):
+ * this thread, plus one per core idle right now, up to imgmod.render_threads.
+ */
+unsigned	imgmod_idle_core_budget(void *ctx);
 
 #endif							/* IMGMOD_H */

@@ -22,6 +22,7 @@ int			imgmod_max_scans = 100;
 int			imgmod_max_metadata_kb = 8 * 1024;
 int			imgmod_master_quality = 92;
 int			imgmod_compressed_master_quality = 85;
+int			imgmod_render_threads = 2;
 int			imgmod_compressed_master_max_side = 2560;
 int			imgmod_mismatch_policy = IMGMOD_MISMATCH_WARN;
 char	   *imgmod_background = NULL;
@@ -253,6 +254,11 @@ imgmod_define_settings(void)
 	DefineCustomIntVariable("imgmod.compressed_master_quality",
 							"JPEG quality of the compressed master kept for serving and re-rendering.",
 							NULL, &imgmod_compressed_master_quality, 85, 1, 100,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("imgmod.render_threads",
+							"Most threads one render may use: its worker's own plus one per idle CPU core; 1 keeps every render on one thread.",
+							"Idle cores are counted before each step (decode, resizes, encodes); the variants are the same bytes whatever the count.",
+							&imgmod_render_threads, 2, 1, IMGMOD_RENDER_THREADS_MAX,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("imgmod.compressed_master_max_side",
 							"Longest side of the compressed master in pixels.",

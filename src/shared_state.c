@@ -71,6 +71,8 @@ imgmod_shmem_startup(void)
 			pg_atomic_init_u64(&imgmod_state->cache[i], 0);
 		for (int i = 0; i < IMGMOD_RETRY_OUTCOME_COUNT; i++)
 			pg_atomic_init_u64(&imgmod_state->retry_requests[i], 0);
+		for (int i = 0; i <= IMGMOD_RENDER_THREADS_MAX; i++)
+			pg_atomic_init_u64(&imgmod_state->renders_by_threads[i], 0);
 		for (int st = 0; st < IMGMOD_STORE_COUNT; st++)
 			for (int v = 0; v < IMGIO_VERB_COUNT; v++)
 			{
@@ -229,6 +231,14 @@ imgmod_count_retry_request(imgmod_retry_outcome outcome)
 	if (imgmod_state == NULL || (int) outcome < 0 || outcome >= IMGMOD_RETRY_OUTCOME_COUNT)
 		return;
 	pg_atomic_fetch_add_u64(&imgmod_state->retry_requests[outcome], 1);
+}
+
+void
+imgmod_count_render(unsigned threads)
+{
+	if (imgmod_state == NULL || threads < 1 || threads > IMGMOD_RENDER_THREADS_MAX)
+		return;
+	pg_atomic_fetch_add_u64(&imgmod_state->renders_by_threads[threads], 1);
 }
 
 /*

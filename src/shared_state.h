@@ -59,6 +59,9 @@ typedef struct imgmod_shared
 
 	/* messages on the Kafka retry topic by outcome (imgmod.retry_request_stats) */
 	pg_atomic_uint64 retry_requests[IMGMOD_RETRY_OUTCOME_COUNT];
+
+	/* renders by the most threads they used, [1..IMGMOD_RENDER_THREADS_MAX] (imgmod.render_stats) */
+	pg_atomic_uint64 renders_by_threads[IMGMOD_RENDER_THREADS_MAX + 1];
 } imgmod_shared;
 
 extern imgmod_shared *imgmod_state;

@@ -94,3 +94,26 @@ imgmod_retry_request_counters(PG_FUNCTION_ARGS)
 						  IMGMOD_RETRY_OUTCOME_COUNT);
 	return (Datum) 0;
 }
+
+/*
+ * imgmod.render_counters(): renders since server start by the most threads
+ * they were given (imgmod.render_threads, lowered to the idle cores).
+ */
+PG_FUNCTION_INFO_V1(imgmod_render_counters);
+Datum
+imgmod_render_counters(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int t = 1; t <= IMGMOD_RENDER_THREADS_MAX; t++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		values[0] = Int32GetDatum(t);
+		values[1] = Int64GetDatum(imgmod_state ? (int64) pg_atomic_read_u64(&imgmod_state->renders_by_threads[t]) : 0);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}

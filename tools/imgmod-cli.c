@@ -134,6 +134,7 @@ cmd_render(const uint8_t *data, size_t len, const char *outdir, const char *widt
 	const uint8_t bg[3] = {255, 255, 255};
 	char	   *list = strdup(widths);
 	int			rc = 0;
+	img_render_options options = {.threads = 1};
 
 	for (char *tok = strtok(list, ","); tok && n < 32; tok = strtok(NULL, ","))
 	{
@@ -145,7 +146,10 @@ cmd_render(const uint8_t *data, size_t len, const char *outdir, const char *widt
 	}
 	free(list);
 	img_limits_default(&limits);
-	if (img_render_variants(data, len, &limits, specs, n, bg, results, &err) != IMG_OK)
+	/* IMGMOD_RENDER_THREADS: threads for the render (default 1, as the benchmarks compare) */
+	if (getenv("IMGMOD_RENDER_THREADS") != NULL)
+		options.threads = (unsigned) atoi(getenv("IMGMOD_RENDER_THREADS"));
+	if (img_render_variants_opts(data, len, &limits, specs, n, bg, &options, results, &err) != IMG_OK)
 		return rejected(&err);
 	for (size_t i = 0; i < n && rc == 0; i++)
 	{

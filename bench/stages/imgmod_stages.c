@@ -16,11 +16,14 @@
  *
  *   total           img_render_variants() for the width list, as imgmod-cli
  *                   render calls it (the figure the other rows should add up to)
+ *   total 2 threads the same with img_render_options.threads = 2, as a worker
+ *                   renders on an idle machine (and its decode/variants split)
  *   render:decode   the part of that call before the first variant's raster
  *                   is allocated (probe + decode + colour + orient), seen
  *                   through an img_set_allocator() trace
  *   render:variants the rest of that call (resampling + encoding)
  *   probe           img_probe()
+ *   load 2 threads  that img_load() with threads = 2 (two bands)
  *   load            img_load() at the size render really decoded to (taken
  *                   from the allocator trace: the largest raster allocated
  *                   before the first variant, matched to a DCT scale M/8), so
@@ -101,6 +104,41 @@ die(const char *what, const img_error *err)
 	exit(1);
 }
 
+/*
+ * One render on `threads` threads, traced: its whole time, and the split at
+ * the allocation of the first (largest) variant's raster.
+ */
+static void
+timed_render(const uint8_t *data, size_t len, const img_limits *limits,
+			 const img_variant_spec *specs, int nw, const uint8_t bg[3], unsigned threads,
+			 size_t first_variant, double *total, double *dec, double *var)
+{
+	img_allocator tracer = {trace_alloc, trace_realloc, trace_free, NULL};
+	img_render_options options = {.threads = threads};
+	img_variant_result results[MAX_W];
+	img_error	err;
+	double		t0, t1, split;
+
+	n_events = 0;
+	img_set_allocator(&tracer);
+	t0 = now_ms();
+	if (img_render_variants_opts(data, len, limits, specs, (size_t) nw, bg, &options, results, &err) != IMG_OK)
+		die("render", &err);
+	t1 = now_ms();
+	img_set_allocator(NULL);
+	img_variant_results_free(results, (size_t) nw);
+	split = t1;
+	for (int k = 0; k < n_events; k++)
+		if (events[k].size == first_variant)
+		{
+			split = events[k].t;
+			break;
+		}
+	*total = t1 - t0;
+	*dec = split - t0;
+	*var = t1 - split;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -121,6 +159,7 @@ main(int argc, char **argv)
 	img_placement place[MAX_W];
 	img_load_options load;
 	double		t_total[MAX_REPS], t_probe[MAX_REPS], t_load[MAX_REPS];
+	double		t_total2[MAX_REPS], t_rdec2[MAX_REPS], t_rvar2[MAX_REPS], t_load2[MAX_REPS];
 	double		t_resize[MAX_W][MAX_REPS], t_encode[MAX_W][MAX_REPS];
 	size_t		enc_len[MAX_W];
 	uint32_t	dec_w = 0, dec_h = 0;
@@ -228,30 +267,23 @@ main(int argc, char **argv)
 		img_info	pinfo;
 
 		{
-			img_allocator tracer = {trace_alloc, trace_realloc, trace_free, NULL};
 			size_t		first_variant = (size_t) place[0].out_width * place[0].out_height * 3;
-			double		split;
+			double		total, dec, var;
 
-			n_events = 0;
-			img_set_allocator(&tracer);
-			t0 = now_ms();
-			if (img_render_variants(data, len, &limits, specs, nw, bg, results, &err) != IMG_OK)
-				die("render", &err);
-			t1 = now_ms();
-			img_set_allocator(NULL);
-			img_variant_results_free(results, nw);
-			split = t1;
-			for (int k = 0; k < n_events; k++)
-				if (events[k].size == first_variant)
-				{
-					split = events[k].t;
-					break;
-				}
+			timed_render(data, len, &limits, specs, nw, bg, 1, first_variant, &total, &dec, &var);
 			if (r >= 0)
 			{
-				t_total[r] = t1 - t0;
-				t_rdec[r] = split - t0;
-				t_rvar[r] = t1 - split;
+				t_total[r] = total;
+				t_rdec[r] = dec;
+				t_rvar[r] = var;
+			}
+			/* the same render given a second thread, as a worker gets it on idle cores */
+			timed_render(data, len, &limits, specs, nw, bg, 2, first_variant, &total, &dec, &var);
+			if (r >= 0)
+			{
+				t_total2[r] = total;
+				t_rdec2[r] = dec;
+				t_rvar2[r] = var;
 			}
 		}
 
@@ -270,6 +302,19 @@ main(int argc, char **argv)
 			t_load[r] = t1 - t0;
 		dec_w = src.width;
 		dec_h = src.height;
+		{
+			img_load_options load2 = load;
+			img_raster	src2;
+
+			load2.threads = 2;
+			t0 = now_ms();
+			if (img_load(data, len, &limits, &load2, &src2, NULL, &err) != IMG_OK)
+				die("load on 2 threads", &err);
+			t1 = now_ms();
+			if (r >= 0)
+				t_load2[r] = t1 - t0;
+			img_raster_free(&src2);
+		}
 
 		memset(&prev, 0, sizeof(prev));
 		for (int i = 0; i < nw; i++)
@@ -322,9 +367,13 @@ main(int argc, char **argv)
 	printf("total\t%.2f\timg_render_variants, %d width(s)\n", median(t_total, reps), nw);
 	printf("render:decode\t%.2f\tuntil the first variant's raster is allocated\n", median(t_rdec, reps));
 	printf("render:variants\t%.2f\tresample + encode, all variants\n", median(t_rvar, reps));
+	printf("total 2 threads\t%.2f\timg_render_variants_opts, threads = 2\n", median(t_total2, reps));
+	printf("render:decode 2 threads\t%.2f\tuntil the first variant's raster is allocated\n", median(t_rdec2, reps));
+	printf("render:variants 2 threads\t%.2f\tresample + encode, all variants\n", median(t_rvar2, reps));
 	printf("probe\t%.2f\t%ux%u %s\n", median(t_probe, reps), info.width, info.height,
 		   info.progressive ? "progressive" : "baseline");
 	printf("load\t%.2f\t%ux%u, %s\n", median(t_load, reps), dec_w, dec_h, load_rule);
+	printf("load 2 threads\t%.2f\tthe same decode in two bands\n", median(t_load2, reps));
 	for (int i = 0; i < nw; i++)
 	{
 		printf("resize %d\t%.2f\t-> %ux%u\n", widths[i], median(t_resize[i], reps),

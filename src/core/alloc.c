@@ -29,7 +29,14 @@ default_free(void *ptr, void *ctx)
 	free(ptr);
 }
 
-static img_allocator current = {default_alloc, default_realloc, default_free, NULL};
+/*
+ * One allocator per thread.  The caller's (a PostgreSQL backend's palloc,
+ * which is not thread-safe) stays on the thread that installed it; the
+ * helper threads a render starts (parallel.c) allocate with malloc, and
+ * whatever they hand back is moved into the caller's allocator by the
+ * caller (img_adopt_buffer).
+ */
+static _Thread_local img_allocator current = {default_alloc, default_realloc, default_free, NULL};
 
 void
 img_set_allocator(const img_allocator *allocator)

@@ -140,6 +140,65 @@ img_status	img_jpeg_check_copyable(const uint8_t *data, size_t len, bool multi_s
  */
 bool		img_jpeg_needs_colour_change(const img_info *info);
 
+/* ---- helper threads (parallel.c) ---- */
+
+/* The most threads one render step uses, the caller's included. */
+#define IMG_MAX_THREADS 8
+
+typedef void (*img_task_fn) (void *arg);
+
+/*
+ * Run fn on each of n arguments (args + i * stride bytes; n is capped at
+ * IMG_MAX_THREADS), argument 0 on the calling thread and the others on
+ * helper threads started for this call, and return when all are done.
+ * Helpers run with every signal blocked and allocate with malloc (their
+ * thread's allocator); a helper that cannot be started runs on the
+ * caller's thread after its own.  fn must not touch the caller's
+ * allocator's buffers other than to read or write into them.
+ */
+void		img_run_tasks(img_task_fn fn, void *args, size_t stride, size_t n);
+
+/* True on a helper thread started by img_run_tasks. */
+bool		img_on_helper_thread(void);
+
+/* How many tasks have run on helper threads in this process (for tests). */
+unsigned long img_helper_runs(void);
+
+/*
+ * A buffer filled on a helper thread (from_helper) is malloc'd: copy it
+ * into the calling thread's allocator and free the original.  Nothing to
+ * do when from_helper is false.  On failure the buffer is released.
+ */
+img_status	img_adopt_buffer(img_buffer *buffer, bool from_helper, img_error *err);
+
+/*
+ * Decode bands of a JPEG on up to threads threads (codecs/jpeg.c): the
+ * same result as the codec's decode, byte for byte, whatever the count.
+ * Only single-scan YCbCr/grey files large enough to be worth it are split;
+ * others are decoded on the calling thread.
+ */
+img_status	img_jpeg_decode_threads(const uint8_t *data, size_t len, const img_limits *limits,
+									const img_info *info, uint32_t min_width,
+									uint32_t min_height, unsigned threads,
+									img_decoded *out, img_error *err);
+
+/* Fewest output pixels for which a decode is split between threads. */
+#define IMG_PARALLEL_MIN_PIXELS (256u * 1024u)
+
+/*
+ * The threshold in force, IMG_PARALLEL_MIN_PIXELS unless a fuzz target
+ * lowers it so that its small inputs are split too.
+ */
+extern uint64_t img_parallel_decode_min_pixels;
+
+/*
+ * img_render_geometry with the resize split into bands of output rows on up
+ * to threads threads; the same bytes whatever the count.
+ */
+img_status	img_render_geometry_threads(const img_raster *src, const img_placement *placement,
+										const uint8_t background[3], unsigned threads,
+										img_raster *dst, img_error *err);
+
 /* ---- shared helpers (metadata.c, colour.c) ---- */
 
 /*

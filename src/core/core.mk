@@ -4,7 +4,7 @@
 IMGCORE_DIR ?= src/core
 
 IMGCORE_SRCS = \
-	alloc.c status.c sniff.c probe.c metadata.c colour.c load.c \
+	alloc.c parallel.c status.c sniff.c probe.c metadata.c colour.c load.c \
 	orient.c resize.c encode.c jpegxform.c jpegcopy.c normalise.c edit.c render.c \
 	codecs/jpeg.c codecs/png.c codecs/gif.c codecs/webp.c \
 	codecs/heif.c codecs/tiff.c codecs/bmp.c
@@ -13,6 +13,6 @@ IMGCORE_PKGS = libjpeg libturbojpeg libpng libwebp libwebpdemux libheif \
 	libtiff-4 libexif lcms2 zlib
 
 IMGCORE_CFLAGS := $(shell pkg-config --cflags $(IMGCORE_PKGS)) -I$(IMGCORE_DIR)
-IMGCORE_LIBS := $(shell pkg-config --libs $(IMGCORE_PKGS)) -lgif -lm
+IMGCORE_LIBS := $(shell pkg-config --libs $(IMGCORE_PKGS)) -lgif -lm -pthread
 
 IMGCORE_FILES = $(addprefix $(IMGCORE_DIR)/,$(IMGCORE_SRCS))

@@ -114,6 +114,11 @@ img_status	img_fail(img_error *err, img_status status, const char *fmt,...)
  * own (for accounting or failure injection); the default is malloc/free.
  * Third-party codecs keep their own allocation; the core bounds what they
  * may allocate through the limits below.
+ *
+ * The allocator is the calling thread's: img_set_allocator affects only the
+ * thread that calls it.  Helper threads a render may start (see
+ * img_render_options) use malloc for their scratch and never touch the
+ * caller's allocator; everything handed back to the caller comes from it.
  */
 typedef struct img_allocator
 {
@@ -237,6 +242,12 @@ typedef struct img_load_options
 	uint32_t	min_height;
 	uint8_t		background[3];	/* alpha is flattened onto this colour */
 	bool		apply_orientation;
+	/*
+	 * Threads the decode may use, the caller's included (0 or 1: only the
+	 * caller's).  Large single-scan JPEGs are decoded in bands, one per
+	 * thread; the pixels are the same whatever the count.
+	 */
+	unsigned	threads;
 } img_load_options;
 
 void		img_load_options_default(img_load_options *options);
@@ -521,6 +532,38 @@ img_status	img_render_variants_focus(const uint8_t *data, size_t len,
 									  const uint8_t background[3], const img_focus *focus,
 									  img_variant_result *results, img_error *err);
 void		img_variant_results_free(img_variant_result *results, size_t n);
+
+/*
+ * How many threads a render may use at this moment, at least 1.  Asked
+ * before each step that can be split (the decode, each resize, the
+ * encodes), so a caller sharing the machine can answer with the cores that
+ * are idle right now.
+ */
+typedef unsigned (*img_thread_budget) (void *ctx);
+
+typedef struct img_render_options
+{
+	const img_focus *focus;		/* NULL: cover crops are centred */
+	unsigned	threads;		/* most threads, the caller's included; 0 or 1: its own only */
+	img_thread_budget budget;	/* NULL: threads at every step */
+	void	   *budget_ctx;
+	unsigned	threads_used;	/* out: the most threads any step was given */
+} img_render_options;
+
+/*
+ * img_render_variants_focus with options.  Large single-scan JPEG sources
+ * are decoded in bands, large resizes are split into bands of rows and the
+ * encodes are shared out, each on up to options->threads threads (helper
+ * threads started and joined within the call; see img_set_allocator).  The
+ * results are the same bytes whatever the thread count.  options NULL: one
+ * thread, centred crops.
+ */
+img_status	img_render_variants_opts(const uint8_t *data, size_t len,
+									 const img_limits *limits,
+									 const img_variant_spec *specs, size_t n,
+									 const uint8_t background[3],
+									 img_render_options *options,
+									 img_variant_result *results, img_error *err);
 
 #ifdef __cplusplus
 }

@@ -116,11 +116,158 @@ img_render_variants_focus(const uint8_t *data, size_t len, const img_limits *lim
 						  const uint8_t background[3], const img_focus *focus,
 						  img_variant_result *results, img_error *err)
 {
+	img_render_options options = {.focus = focus, .threads = 1};
+
+	return img_render_variants_opts(data, len, limits, specs, n, background, &options,
+									results, err);
+}
+
+/* Threads for the next step: the caller's cap, lowered to its budget now. */
+static unsigned
+step_threads(img_render_options *options)
+{
+	unsigned	t;
+
+	if (options == NULL || options->threads <= 1)
+		return 1;
+	t = options->threads < IMG_MAX_THREADS ? options->threads : IMG_MAX_THREADS;
+	if (options->budget != NULL)
+	{
+		unsigned	b = options->budget(options->budget_ctx);
+
+		if (b < t)
+			t = b > 0 ? b : 1;
+	}
+	if (t > options->threads_used)
+		options->threads_used = t;
+	return t;
+}
+
+/* The encodes one thread does: the plan positions it owns, largest first. */
+typedef struct encode_share
+{
+	const planned_variant *plan;
+	const img_variant_spec *specs;
+	const img_raster *outs;		/* per plan position */
+	const uint8_t *owner;		/* per plan position: the share that encodes it */
+	size_t		n;
+	uint8_t		self;
+	uint64_t	pixels;			/* work assigned, for balancing */
+	bool		on_helper;		/* ran on a helper thread: its buffers are malloc'd */
+	img_variant_result *results;
+	img_status	status;
+	img_error	err;
+} encode_share;
+
+static void
+encode_variants(void *arg)
+{
+	encode_share *share = arg;
+
+	share->on_helper = img_on_helper_thread();
+	share->status = IMG_OK;
+	for (size_t k = 0; k < share->n; k++)
+	{
+		img_variant_result *res = &share->results[share->plan[k].index];
+
+		if (share->owner[k] != share->self)
+			continue;
+		res->status = img_encode_jpeg(&share->outs[k], share->specs[share->plan[k].index].quality,
+									  &res->jpeg, &share->err);
+		if (res->status != IMG_OK)
+		{
+			share->status = res->status;
+			return;
+		}
+	}
+}
+
+/*
+ * Encode every variant, sharing them out between threads largest first,
+ * each to the thread with the fewest pixels so far.  Results encoded on a
+ * helper are moved into the caller's allocator afterwards.  The failure
+ * reported is the first in plan order.
+ */
+static img_status
+encode_all(const planned_variant *plan, const img_variant_spec *specs, const img_raster *outs,
+		   size_t n, unsigned threads, img_variant_result *results, img_error *err)
+{
+	encode_share shares[IMG_MAX_THREADS];
+	uint8_t    *owner;
+	size_t		nshares = threads < n ? threads : n;
+	img_status	st = IMG_OK;
+
+	if (nshares < 1)
+		nshares = 1;
+	if (nshares > IMG_MAX_THREADS)
+		nshares = IMG_MAX_THREADS;
+	owner = img_alloc(n);
+	if (owner == NULL)
+		return img_fail(err, IMG_ERR_NO_MEMORY, "out of memory planning encodes");
+	memset(shares, 0, sizeof(shares));
+	for (size_t k = 0; k < n; k++)
+	{
+		size_t		best = 0;
+
+		for (size_t s = 1; s < nshares; s++)
+			if (shares[s].pixels < shares[best].pixels)
+				best = s;
+		owner[k] = (uint8_t) best;
+		shares[best].pixels += (uint64_t) outs[k].width * outs[k].height;
+	}
+	for (size_t s = 0; s < nshares; s++)
+	{
+		shares[s].plan = plan;
+		shares[s].specs = specs;
+		shares[s].outs = outs;
+		shares[s].owner = owner;
+		shares[s].n = n;
+		shares[s].self = (uint8_t) s;
+		shares[s].results = results;
+	}
+
+	img_run_tasks(encode_variants, shares, sizeof(shares[0]), nshares);
+
+	/* every helper's buffers move over, failed or not, so all can be freed */
+	for (size_t k = 0; k < n; k++)
+	{
+		img_variant_result *res = &results[plan[k].index];
+		img_error	adopt_err;
+
+		if (img_adopt_buffer(&res->jpeg, shares[owner[k]].on_helper, &adopt_err) != IMG_OK &&
+			st == IMG_OK)
+		{
+			st = res->status = adopt_err.status;
+			if (err != NULL)
+				*err = adopt_err;
+		}
+	}
+	for (size_t k = 0; k < n && st == IMG_OK; k++)
+	{
+		if (results[plan[k].index].status != IMG_OK)
+		{
+			st = results[plan[k].index].status;
+			if (err != NULL)
+				*err = shares[owner[k]].err;
+		}
+	}
+	img_free(owner);
+	return st;
+}
+
+img_status
+img_render_variants_opts(const uint8_t *data, size_t len, const img_limits *limits,
+						 const img_variant_spec *specs, size_t n,
+						 const uint8_t background[3], img_render_options *options,
+						 img_variant_result *results, img_error *err)
+{
+	const img_focus *focus = options != NULL ? options->focus : NULL;
 	img_info	info;
 	img_load_options load;
 	img_raster	source = {0};
 	planned_variant *plan = NULL;
-	img_raster *scaled = NULL;	/* full-frame scaled source per planned variant */
+	img_raster *outs = NULL;	/* each variant's raster, per planned position */
+	bool	   *whole = NULL;	/* outs[k] is the whole frame: it can serve smaller variants */
 	img_status	st;
 	uint32_t	up_w;
 	uint32_t	up_h;
@@ -128,6 +275,8 @@ img_render_variants_focus(const uint8_t *data, size_t len, const img_limits *lim
 	uint32_t	need_h = 0;
 
 	memset(results, 0, sizeof(*results) * n);
+	if (options != NULL)
+		options->threads_used = 1;
 	if (n == 0)
 		return IMG_OK;
 
@@ -138,14 +287,16 @@ img_render_variants_focus(const uint8_t *data, size_t len, const img_limits *lim
 	up_h = info.orientation >= 5 ? info.width : info.height;
 
 	plan = img_alloc(n * sizeof(*plan));
-	scaled = img_alloc(n * sizeof(*scaled));
-	if (plan == NULL || scaled == NULL)
+	outs = img_alloc(n * sizeof(*outs));
+	whole = img_alloc(n * sizeof(*whole));
+	if (plan == NULL || outs == NULL || whole == NULL)
 	{
 		st = img_fail(err, IMG_ERR_NO_MEMORY, "out of memory planning variants");
 		goto done;
 	}
 	memset(plan, 0, n * sizeof(*plan));
-	memset(scaled, 0, n * sizeof(*scaled));
+	memset(outs, 0, n * sizeof(*outs));
+	memset(whole, 0, n * sizeof(*whole));
 	for (size_t i = 0; i < n; i++)
 	{
 		plan[i].index = i;
@@ -175,6 +326,7 @@ img_render_variants_focus(const uint8_t *data, size_t len, const img_limits *lim
 	memcpy(load.background, background, 3);
 	load.min_width = side_from_double(ceil(need_w * RENDER_DECODE_MARGIN));
 	load.min_height = side_from_double(ceil(need_h * RENDER_DECODE_MARGIN));
+	load.threads = step_threads(options);
 	st = img_load_probed(data, len, limits, &info, &load, &source, err);
 	if (st != IMG_OK)
 		goto done;
@@ -185,18 +337,17 @@ img_render_variants_focus(const uint8_t *data, size_t len, const img_limits *lim
 		img_variant_result *res = &results[pv->index];
 		const img_raster *from = &source;
 		img_placement local;
-		img_raster	out;
 		double		fx;
 		double		fy;
 
-		/* Smallest earlier scaled image that is still at least this large. */
+		/* Smallest earlier whole-frame variant that is still at least this large. */
 		for (size_t j = 0; j < k; j++)
 		{
-			if (scaled[j].pixels != NULL &&
-				scaled[j].width >= pv->scaled_w && scaled[j].height >= pv->scaled_h &&
-				(uint64_t) scaled[j].width * scaled[j].height <
+			if (whole[j] &&
+				outs[j].width >= pv->scaled_w && outs[j].height >= pv->scaled_h &&
+				(uint64_t) outs[j].width * outs[j].height <
 				(uint64_t) from->width * from->height)
-				from = &scaled[j];
+				from = &outs[j];
 		}
 
 		/* Express the placement's crop in the chosen intermediate's pixels. */
@@ -208,37 +359,27 @@ img_render_variants_focus(const uint8_t *data, size_t len, const img_limits *lim
 		local.src_y *= fy;
 		local.src_h *= fy;
 
-		res->status = img_render_geometry(from, &local, background, &out, err);
+		res->status = img_render_geometry_threads(from, &local, background,
+												  step_threads(options), &outs[k], err);
 		if (res->status != IMG_OK)
 		{
 			st = res->status;
 			goto done;
 		}
-		res->width = out.width;
-		res->height = out.height;
-		res->status = img_encode_jpeg(&out, specs[pv->index].quality, &res->jpeg, err);
-
-		/*
-		 * Keep this variant as an intermediate only when it is the whole
-		 * frame (no crop, no padding): then it can serve smaller variants.
-		 */
-		if (res->status == IMG_OK && out.width == pv->scaled_w && out.height == pv->scaled_h &&
-			local.dst_x == 0 && local.dst_y == 0)
-			scaled[k] = out;
-		else
-			img_raster_free(&out);
-		if (res->status != IMG_OK)
-		{
-			st = res->status;
-			goto done;
-		}
+		res->width = outs[k].width;
+		res->height = outs[k].height;
+		whole[k] = outs[k].width == pv->scaled_w && outs[k].height == pv->scaled_h &&
+			local.dst_x == 0 && local.dst_y == 0;
 	}
 
+	st = encode_all(plan, specs, outs, n, step_threads(options), results, err);
+
 done:
-	if (scaled)
+	if (outs)
 		for (size_t k = 0; k < n; k++)
-			img_raster_free(&scaled[k]);
-	img_free(scaled);
+			img_raster_free(&outs[k]);
+	img_free(outs);
+	img_free(whole);
 	img_free(plan);
 	img_raster_free(&source);
 	if (st != IMG_OK)

@@ -768,6 +768,9 @@ typedef struct resize_job
 	const uint8_t **rows_u8;	/* vertical first: source rows of one output */
 	uint32_t	ring_rows;
 	size_t		row_pad;		/* int16 slots per ring row, multiple of VEC_ALIGN */
+	uint32_t	y_begin;		/* this job's band of output rows: [y_begin, y_end) */
+	uint32_t	y_end;
+	bool		hfirst;
 	bool		interrupted;	/* the interrupt hook stopped the run */
 } resize_job;
 
@@ -798,11 +801,16 @@ run_hfirst(resize_job *job, const uint32_t C)
 	const axis_table *tx = &job->tx;
 	const axis_table *ty = &job->ty;
 	const img_raster *src = job->src;
-	uint32_t	next = ty->lo;	/* first source row not yet filtered */
+	uint32_t	next = ty->start[job->y_begin]; /* first source row not yet filtered */
 	uint32_t	cols = tx->hi - tx->lo;
 	size_t		len = (size_t) tx->n * C;
 
-	for (uint32_t y = 0; y < ty->n; y++)
+	/* a band's first rows to filter: the lowest any of its outputs reads */
+	for (uint32_t y = job->y_begin; y < job->y_end; y++)
+		if (ty->start[y] < next)
+			next = ty->start[y];
+
+	for (uint32_t y = job->y_begin; y < job->y_end; y++)
 	{
 		const int16_t **rows = job->rows_mid;
 		uint32_t	s0 = ty->start[y];
@@ -848,10 +856,10 @@ run_vfirst(resize_job *job, const uint32_t C)
 	uint32_t	cols = tx->hi - tx->lo;
 	size_t		lanes = (size_t) cols * C;
 
-	for (uint32_t y0 = 0; y0 < ty->n; y0 += ROWS)
+	for (uint32_t y0 = job->y_begin; y0 < job->y_end; y0 += ROWS)
 	{
 		uint8_t    *out[ROWS];
-		uint32_t	nrows = ty->n - y0 < ROWS ? ty->n - y0 : ROWS;
+		uint32_t	nrows = job->y_end - y0 < ROWS ? job->y_end - y0 : ROWS;
 
 		if (stop_requested(job))
 			return;
@@ -962,6 +970,82 @@ alloc_array(void *p, size_t n, size_t size)
 	return true;
 }
 
+/* Fewest output pixels for which a resize is split between threads. */
+#define RESIZE_PARALLEL_MIN_PIXELS (64u * 1024u)
+
+/*
+ * One band's scratch, allocated by the caller's thread (a band may run on a
+ * helper thread, which must not use the caller's allocator).  Every pointer
+ * is set, to NULL where nothing was allocated, so free_scratch always works.
+ */
+static bool
+alloc_scratch(resize_job *job, bool hfirst, uint32_t cols, uint32_t C, uint32_t dw)
+{
+	bool		ok;
+
+	job->blk = NULL;
+	job->acc = NULL;
+	job->mid = NULL;
+	job->ring = NULL;
+	job->rows_mid = NULL;
+	job->rows_u8 = NULL;
+	ok = alloc_array(&job->blk, (size_t) cols * C, ROWS * sizeof(int16_t));
+	if (hfirst)
+	{
+		size_t		row_bytes = (size_t) dw * C;
+
+		/*
+		 * Ring: the widest untrimmed window of rows (a bound on how far back
+		 * an output row reaches, since windows only move forward) plus one
+		 * block being filled.  Rows are padded so the vertical kernel can
+		 * run over whole multiples of VEC_ALIGN lanes.
+		 */
+		job->ring_rows = job->ty.taps + ROWS;
+		job->row_pad = (row_bytes + VEC_ALIGN - 1) & ~(size_t) (VEC_ALIGN - 1);
+		ok = ok && row_bytes < SIZE_MAX - VEC_ALIGN &&
+			alloc_array(&job->acc, job->row_pad, sizeof(int32_t)) &&
+			img_size_mul(job->row_pad, job->ring_rows, &row_bytes) &&
+			alloc_array(&job->ring, row_bytes, sizeof(int16_t)) &&
+			alloc_array(&job->rows_mid, job->ty.taps, sizeof(int16_t *));
+	}
+	else
+	{
+		ok = ok &&
+			alloc_array(&job->acc, (size_t) cols * C, sizeof(int32_t)) &&
+			alloc_array(&job->mid, (size_t) cols * C + 1, sizeof(int16_t)) &&
+			alloc_array(&job->rows_u8, job->ty.taps, sizeof(uint8_t *));
+	}
+	return ok;
+}
+
+static void
+free_scratch(resize_job *job)
+{
+	img_free(job->blk);
+	img_free(job->acc);
+	img_free(job->mid);
+	img_free(job->ring);
+	img_free(job->rows_mid);
+	img_free(job->rows_u8);
+}
+
+/* img_task_fn: one band, on whichever thread runs it */
+static void
+run_band(void *arg)
+{
+	/* the kernels specialised per channel count, index 1..4 */
+	static void (*const hfirst[5]) (resize_job *) = {
+		NULL, run_hfirst_c1, run_hfirst_c2, run_hfirst_c3, run_hfirst_c4
+	};
+	static void (*const vfirst[5]) (resize_job *) = {
+		NULL, run_vfirst_c1, run_vfirst_c2, run_vfirst_c3, run_vfirst_c4
+	};
+	resize_job *job = arg;
+	uint32_t	C = job->src->channels;	/* 1..4, checked by check_raster */
+
+	(job->hfirst ? hfirst : vfirst)[C] (job);
+}
+
 /*
  * Resample crop (sx, sy, sw, sh) of src into a dw x dh rectangle whose
  * top-left pixel is out, rows out_stride bytes apart, same channel count.
@@ -969,7 +1053,7 @@ alloc_array(void *p, size_t n, size_t size)
 static img_status
 resize_into(const img_raster *src, double sx, double sy, double sw, double sh,
 			uint32_t dw, uint32_t dh, uint8_t *out, size_t out_stride,
-			img_error *err)
+			unsigned threads, img_error *err)
 {
 	const double slack = 1e-6;	/* float noise from callers' arithmetic */
 	uint32_t	C = src->channels;
@@ -978,7 +1062,8 @@ resize_into(const img_raster *src, double sx, double sy, double sw, double sh,
 	uint64_t	cost_h,
 				cost_v;
 	bool		hfirst;
-	bool		ok;
+	resize_job	bands[IMG_MAX_THREADS];
+	uint32_t	nbands;
 	img_status	st;
 
 	if (!(isfinite(sx) && isfinite(sy) && isfinite(sw) && isfinite(sh)) ||
@@ -1040,71 +1125,54 @@ resize_into(const img_raster *src, double sx, double sy, double sw, double sh,
 		(uint64_t) dh * axis_work(&job.tx);
 	hfirst = cost_h < cost_v;
 
-	ok = alloc_array(&job.blk, (size_t) cols * C, ROWS * sizeof(int16_t));
-	if (hfirst)
+	/*
+	 * Split the output rows into bands, one per thread, when there is
+	 * enough work to pay for a thread: every output row is computed from
+	 * the source alone, so the bands give the same bytes as one run.
+	 * Vertical-first bands are whole blocks of ROWS.
+	 */
+	nbands = threads < IMG_MAX_THREADS ? threads : IMG_MAX_THREADS;
+	if (nbands < 1 || (uint64_t) dw * dh < RESIZE_PARALLEL_MIN_PIXELS)
+		nbands = 1;
+	if (nbands > dh / (2 * ROWS))
+		nbands = dh / (2 * ROWS) > 0 ? dh / (2 * ROWS) : 1;
 	{
-		size_t		row_bytes = (size_t) dw * C;
+		uint32_t	blocks = (dh + ROWS - 1) / ROWS;
+		uint32_t	first = 0;
 
-		/*
-		 * Ring: the widest untrimmed window of rows (a bound on how far back
-		 * an output row reaches, since windows only move forward) plus one
-		 * block being filled.  Rows are padded so the vertical kernel can
-		 * run over whole multiples of VEC_ALIGN lanes.
-		 */
-		job.ring_rows = job.ty.taps + ROWS;
-		job.row_pad = (row_bytes + VEC_ALIGN - 1) & ~(size_t) (VEC_ALIGN - 1);
-		ok = ok && row_bytes < SIZE_MAX - VEC_ALIGN &&
-			alloc_array(&job.acc, job.row_pad, sizeof(int32_t)) &&
-			img_size_mul(job.row_pad, job.ring_rows, &row_bytes) &&
-			alloc_array(&job.ring, row_bytes, sizeof(int16_t)) &&
-			alloc_array(&job.rows_mid, job.ty.taps, sizeof(int16_t *));
-	}
-	else
-	{
-		ok = ok &&
-			alloc_array(&job.acc, (size_t) cols * C, sizeof(int32_t)) &&
-			alloc_array(&job.mid, (size_t) cols * C + 1, sizeof(int16_t)) &&
-			alloc_array(&job.rows_u8, job.ty.taps, sizeof(uint8_t *));
-	}
-	if (!ok)
-	{
-		st = img_fail(err, IMG_ERR_NO_MEMORY,
-					  "out of memory resizing to %ux%u", dw, dh);
-		goto done;
+		for (uint32_t b = 0; b < nbands; b++)
+		{
+			uint32_t	share = blocks / nbands + (b < blocks % nbands ? 1 : 0);
+			uint64_t	end = (uint64_t) first + (uint64_t) share * ROWS;
+
+			bands[b] = job;
+			bands[b].hfirst = hfirst;
+			bands[b].y_begin = first;
+			bands[b].y_end = (b == nbands - 1 || end > dh) ? dh : (uint32_t) end;
+			first = bands[b].y_end;
+		}
 	}
 
-	if (hfirst)
+	for (uint32_t b = 0; b < nbands; b++)
 	{
-		if (C == 1)
-			run_hfirst_c1(&job);
-		else if (C == 2)
-			run_hfirst_c2(&job);
-		else if (C == 3)
-			run_hfirst_c3(&job);
-		else
-			run_hfirst_c4(&job);
+		if (!alloc_scratch(&bands[b], hfirst, cols, C, dw))
+		{
+			st = img_fail(err, IMG_ERR_NO_MEMORY,
+						  "out of memory resizing to %ux%u", dw, dh);
+			goto done;
+		}
 	}
-	else
-	{
-		if (C == 1)
-			run_vfirst_c1(&job);
-		else if (C == 2)
-			run_vfirst_c2(&job);
-		else if (C == 3)
-			run_vfirst_c3(&job);
-		else
-			run_vfirst_c4(&job);
-	}
-	st = job.interrupted ? img_fail(err, IMG_ERR_INTERRUPTED, "interrupted while resizing to %ux%u", dw, dh)
-		: IMG_OK;
+
+	img_run_tasks(run_band, bands, sizeof(bands[0]), nbands);
+
+	st = IMG_OK;
+	for (uint32_t b = 0; b < nbands; b++)
+		if (bands[b].interrupted)
+			st = img_fail(err, IMG_ERR_INTERRUPTED, "interrupted while resizing to %ux%u", dw, dh);
 
 done:
-	img_free(job.blk);
-	img_free(job.acc);
-	img_free(job.mid);
-	img_free(job.ring);
-	img_free(job.rows_mid);
-	img_free(job.rows_u8);
+	for (uint32_t b = 0; b < nbands; b++)
+		free_scratch(&bands[b]);
 	axis_free(&job.tx);
 	axis_free(&job.ty);
 	return st;
@@ -1132,7 +1200,7 @@ img_resize(const img_raster *src, double src_x, double src_y, double src_w,
 	if (st != IMG_OK)
 		return st;
 	st = resize_into(src, src_x, src_y, src_w, src_h, dst_width, dst_height,
-					 dst->pixels, dst->stride, err);
+					 dst->pixels, dst->stride, 1, err);
 	if (st != IMG_OK)
 		img_raster_free(dst);
 	return st;
@@ -1141,6 +1209,14 @@ img_resize(const img_raster *src, double src_x, double src_y, double src_w,
 img_status
 img_render_geometry(const img_raster *src, const img_placement *placement,
 					const uint8_t background[3], img_raster *dst, img_error *err)
+{
+	return img_render_geometry_threads(src, placement, background, 1, dst, err);
+}
+
+img_status
+img_render_geometry_threads(const img_raster *src, const img_placement *placement,
+							const uint8_t background[3], unsigned threads,
+							img_raster *dst, img_error *err)
 {
 	const img_placement *p = placement;
 	uint32_t	C;
@@ -1183,7 +1259,7 @@ img_render_geometry(const img_raster *src, const img_placement *placement,
 	st = resize_into(src, p->src_x, p->src_y, p->src_w, p->src_h,
 					 p->dst_w, p->dst_h,
 					 dst->pixels + (size_t) p->dst_y * dst->stride + (size_t) p->dst_x * C,
-					 dst->stride, err);
+					 dst->stride, threads, err);
 	if (st != IMG_OK)
 		img_raster_free(dst);
 	return st;

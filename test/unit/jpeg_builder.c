@@ -10,6 +10,12 @@
 #include <lcms2.h>
 
 void
+jb_quiet_exit(j_common_ptr cinfo)
+{
+	longjmp(((jb_quiet_error *) cinfo->err)->jump, 1);
+}
+
+void
 jb_free(jb_buf *b)
 {
 	free(b->data);
@@ -335,6 +341,13 @@ img_status
 jb_load(const uint8_t *data, size_t len, uint32_t min_w, uint32_t min_h, img_raster *out,
 		img_info *info, img_error *err)
 {
+	return jb_load_threads(data, len, min_w, min_h, 1, out, info, err);
+}
+
+img_status
+jb_load_threads(const uint8_t *data, size_t len, uint32_t min_w, uint32_t min_h,
+				unsigned threads, img_raster *out, img_info *info, img_error *err)
+{
 	img_limits	lim;
 	img_load_options opt;
 
@@ -342,6 +355,7 @@ jb_load(const uint8_t *data, size_t len, uint32_t min_w, uint32_t min_h, img_ras
 	img_load_options_default(&opt);
 	opt.min_width = min_w;
 	opt.min_height = min_h;
+	opt.threads = threads;
 	return img_load(data, len, &lim, &opt, out, info, err);
 }
 

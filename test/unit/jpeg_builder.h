@@ -23,12 +23,28 @@
 
 #include "imgcore.h"
 
+#include <stdio.h>
+#include <jpeglib.h>
+#include <setjmp.h>
+
 /* A malloc'd byte string: a JPEG, or a run of marker segments. */
 typedef struct jb_buf
 {
 	uint8_t    *data;			/* malloc'd */
 	size_t		len;
 } jb_buf;
+
+/*
+ * libjpeg error manager for the suites that write JPEGs with libjpeg
+ * directly: any error longjmps to jump, without printing.
+ */
+typedef struct jb_quiet_error
+{
+	struct jpeg_error_mgr pub;
+	jmp_buf		jump;
+} jb_quiet_error;
+
+void		jb_quiet_exit(j_common_ptr cinfo);
 
 /* Frees b's bytes and empties it. */
 void		jb_free(jb_buf *b);
@@ -115,6 +131,10 @@ img_status	jb_normalise(const uint8_t *data, size_t len, img_normalised *out, im
  */
 img_status	jb_load(const uint8_t *data, size_t len, uint32_t min_w, uint32_t min_h,
 					img_raster *out, img_info *info, img_error *err);
+
+/* jb_load on up to threads threads (img_load_options.threads). */
+img_status	jb_load_threads(const uint8_t *data, size_t len, uint32_t min_w, uint32_t min_h,
+							unsigned threads, img_raster *out, img_info *info, img_error *err);
 
 /*
  * Walks a JPEG's markers.  True when the structure is sound and the file

@@ -101,24 +101,13 @@ noisy_pixel(uint8_t *p, uint32_t x, uint32_t y, uint32_t w, uint32_t h, const vo
 	p[2] = (uint8_t) ((n >> 16) & 0xFF);
 }
 
-typedef struct quiet_error
-{
-	struct jpeg_error_mgr pub;
-	jmp_buf		jump;
-} quiet_error;
-
-static void
-quiet_exit(j_common_ptr cinfo)
-{
-	longjmp(((quiet_error *) cinfo->err)->jump, 1);
-}
 
 /* Encodes r with libjpeg as k says (script: a scan script of n scans, or NULL), into out. */
 static bool
 write_scripted(const kind *k, const img_raster *r, const jpeg_scan_info *script, int n, jb_buf *out)
 {
 	struct jpeg_compress_struct c;
-	quiet_error jerr;
+	jb_quiet_error jerr;
 	unsigned char *mem = NULL;
 	unsigned long memlen = 0;
 	uint8_t    *row = malloc((size_t) r->width * 3);
@@ -128,7 +117,7 @@ write_scripted(const kind *k, const img_raster *r, const jpeg_scan_info *script,
 	if (row == NULL)
 		return false;
 	c.err = jpeg_std_error(&jerr.pub);
-	jerr.pub.error_exit = quiet_exit;
+	jerr.pub.error_exit = jb_quiet_exit;
 	if (setjmp(jerr.jump))
 	{
 		jpeg_destroy_compress(&c);

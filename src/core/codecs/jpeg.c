@@ -314,6 +314,17 @@ silent_output(j_common_ptr cinfo)
 	(void) cinfo;
 }
 
+/* A decompressor's error manager: the strict one above, silent. */
+static void
+strict_errors_init(j_decompress_ptr cinfo, strict_error_mgr *jerr)
+{
+	memset(jerr, 0, sizeof(*jerr));
+	cinfo->err = jpeg_std_error(&jerr->pub);
+	jerr->pub.error_exit = strict_error_exit;
+	jerr->pub.emit_message = strict_emit_message;
+	jerr->pub.output_message = silent_output;
+}
+
 /*
  * A memory source that hands libjpeg the data in slices and asks the
  * interrupt hook before each one.  When the hook says stop it suspends
@@ -465,13 +476,8 @@ jpeg_decode(const uint8_t *data, size_t len, const img_limits *limits,
 	bool		cmyk;
 
 	memset(out, 0, sizeof(*out));
-	memset(&jerr, 0, sizeof(jerr));
 	out->orientation = info->orientation;
-
-	cinfo.err = jpeg_std_error(&jerr.pub);
-	jerr.pub.error_exit = strict_error_exit;
-	jerr.pub.emit_message = strict_emit_message;
-	jerr.pub.output_message = silent_output;
+	strict_errors_init(&cinfo, &jerr);
 
 	if (setjmp(jerr.jump))
 	{
@@ -560,6 +566,235 @@ interrupted:
 	jpeg_destroy_decompress(&cinfo);
 	img_decoded_free(out);
 	return img_fail(err, IMG_ERR_INTERRUPTED, "interrupted while decoding jpeg");
+}
+
+/* ------------------------------------------------------ decode in bands */
+
+/*
+ * A single-scan JPEG can be decoded in horizontal bands by several readers
+ * at once: each reads the file from the start, lets libjpeg skip the rows
+ * above its band (jpeg_skip_scanlines entropy-decodes them but does no
+ * IDCT, upsampling or colour conversion, which are most of the work) and
+ * decodes its own rows into the shared raster.  Bands start on whole iMCU
+ * rows, where the skipped rows leave the decoder in the state a full
+ * decode would, so the result is the same bytes.  The last band reads the
+ * whole entropy-coded data, so a damaged file fails as it would in one
+ * reading.
+ */
+typedef struct jpeg_band
+{
+	const uint8_t *data;
+	size_t		len;
+	unsigned	scale_num;
+	bool		fancy;
+	uint32_t	out_width;		/* what the planning reader computed */
+	uint32_t	out_height;
+	uint32_t	first;			/* rows [first, end) */
+	uint32_t	end;
+	bool		last;
+	img_raster *raster;
+	img_status	status;
+	img_error	err;
+} jpeg_band;
+
+static void
+decode_band(void *arg)
+{
+	jpeg_band  *band = arg;
+	struct jpeg_decompress_struct cinfo;
+	strict_error_mgr jerr;
+	sliced_source source;
+
+	strict_errors_init(&cinfo, &jerr);
+	if (setjmp(jerr.jump))
+	{
+		band->status = jerr.truncated ? IMG_ERR_TRUNCATED : IMG_ERR_CORRUPT;
+		img_fail(&band->err, band->status, "jpeg is %s: %s",
+				 jerr.truncated ? "truncated" : "corrupt", jerr.message);
+		jpeg_destroy_decompress(&cinfo);
+		return;
+	}
+	jpeg_create_decompress(&cinfo);
+	cinfo.mem->max_memory_to_use = 2048L * 1024 * 1024;
+	sliced_source_init(&cinfo, &source, band->data, band->len);
+	if (jpeg_read_header(&cinfo, TRUE) == JPEG_SUSPENDED)
+		goto interrupted;
+	cinfo.out_color_space = JCS_EXT_RGB;
+	cinfo.scale_num = band->scale_num;
+	cinfo.scale_denom = 8;
+	cinfo.do_fancy_upsampling = band->fancy ? TRUE : FALSE;
+	if (!jpeg_start_decompress(&cinfo))
+		goto interrupted;
+	if (cinfo.output_width != band->out_width || cinfo.output_height != band->out_height ||
+		(uint32_t) cinfo.output_components != band->raster->channels)
+	{
+		jpeg_destroy_decompress(&cinfo);
+		band->status = img_fail(&band->err, IMG_ERR_INTERNAL,
+								"jpeg band decoder saw %ux%u, planned %ux%u",
+								cinfo.output_width, cinfo.output_height,
+								band->out_width, band->out_height);
+		return;
+	}
+	if (band->first > 0 &&
+		(jpeg_skip_scanlines(&cinfo, band->first) != band->first || source.interrupted))
+	{
+		if (source.interrupted)
+			goto interrupted;
+		jpeg_destroy_decompress(&cinfo);
+		band->status = img_fail(&band->err, IMG_ERR_INTERNAL,
+								"jpeg band decoder could not skip to row %u", band->first);
+		return;
+	}
+	while (cinfo.output_scanline < band->end)
+	{
+		JSAMPROW	rows[8];
+		int			n = 0;
+
+		if (img_interrupt_requested())
+			goto interrupted;
+		for (; n < 8 && cinfo.output_scanline + n < band->end; n++)
+			rows[n] = band->raster->pixels +
+				(size_t) (cinfo.output_scanline + n) * band->raster->stride;
+		if (jpeg_read_scanlines(&cinfo, rows, (JDIMENSION) n) == 0 && source.interrupted)
+			goto interrupted;
+	}
+	/* the last band reads to EOI, as a whole decode does */
+	if (band->last && !jpeg_finish_decompress(&cinfo))
+		goto interrupted;
+	jpeg_destroy_decompress(&cinfo);
+	band->status = IMG_OK;
+	return;
+
+interrupted:
+	jpeg_destroy_decompress(&cinfo);
+	band->status = img_fail(&band->err, IMG_ERR_INTERRUPTED, "interrupted while decoding jpeg");
+}
+
+uint64_t	img_parallel_decode_min_pixels = IMG_PARALLEL_MIN_PIXELS;
+
+/*
+ * Read the header once to plan the bands: the output size at the scale
+ * jpeg_decode would choose, and the height of an iMCU row in output rows.
+ * False when the file is not one to split (several scans, not YCbCr or
+ * grey, an ICC profile, too small) or the header does not read: the
+ * caller then decodes it in one piece, which gives any error its message.
+ */
+static bool
+plan_bands(const uint8_t *data, size_t len, const img_info *info, uint32_t min_width,
+		   uint32_t min_height, unsigned *scale_num, bool *fancy, uint32_t *out_width,
+		   uint32_t *out_height, uint32_t *channels, uint32_t *imcu_rows)
+{
+	struct jpeg_decompress_struct cinfo;
+	strict_error_mgr jerr;
+	sliced_source source;
+	volatile bool ok = false;
+
+	if (info->has_icc)
+		return false;
+	strict_errors_init(&cinfo, &jerr);
+	if (setjmp(jerr.jump))
+	{
+		jpeg_destroy_decompress(&cinfo);
+		return false;
+	}
+	jpeg_create_decompress(&cinfo);
+	sliced_source_init(&cinfo, &source, data, len);
+	if (jpeg_read_header(&cinfo, TRUE) != JPEG_HEADER_OK ||
+		cinfo.image_width != info->width || cinfo.image_height != info->height ||
+		jpeg_has_multiple_scans(&cinfo) ||
+		!(cinfo.num_components == 1 || cinfo.num_components == 3) ||
+		!(cinfo.jpeg_color_space == JCS_YCbCr || cinfo.jpeg_color_space == JCS_GRAYSCALE))
+	{
+		jpeg_destroy_decompress(&cinfo);
+		return false;
+	}
+	cinfo.out_color_space = JCS_EXT_RGB;
+	cinfo.scale_num = choose_scale(cinfo.image_width, cinfo.image_height, min_width, min_height);
+	cinfo.scale_denom = 8;
+	cinfo.do_fancy_upsampling = (min_width != 0 || min_height != 0) ? FALSE : TRUE;
+	jpeg_calc_output_dimensions(&cinfo);
+	*scale_num = cinfo.scale_num;
+	*fancy = cinfo.do_fancy_upsampling;
+	*out_width = cinfo.output_width;
+	*out_height = cinfo.output_height;
+	*channels = (uint32_t) cinfo.output_components;
+	*imcu_rows = (uint32_t) cinfo.max_v_samp_factor * (uint32_t) cinfo.min_DCT_scaled_size;
+	ok = *imcu_rows > 0 && (uint64_t) *out_width * *out_height >= img_parallel_decode_min_pixels;
+	jpeg_destroy_decompress(&cinfo);
+	return ok;
+}
+
+img_status
+img_jpeg_decode_threads(const uint8_t *data, size_t len, const img_limits *limits,
+						const img_info *info, uint32_t min_width, uint32_t min_height,
+						unsigned threads, img_decoded *out, img_error *err)
+{
+	jpeg_band	bands[IMG_MAX_THREADS];
+	unsigned	scale_num;
+	bool		fancy;
+	uint32_t	out_width;
+	uint32_t	out_height;
+	uint32_t	channels;
+	uint32_t	imcu_rows;
+	uint32_t	imcu_total;
+	uint32_t	first = 0;
+	size_t		n;
+	img_status	st;
+
+	if (threads > IMG_MAX_THREADS)
+		threads = IMG_MAX_THREADS;
+	if (threads < 2 ||
+		!plan_bands(data, len, info, min_width, min_height, &scale_num, &fancy,
+					&out_width, &out_height, &channels, &imcu_rows))
+		return jpeg_decode(data, len, limits, info, min_width, min_height, out, err);
+
+	/* whole iMCU rows per band, the remainder spread over the first bands */
+	imcu_total = (out_height + imcu_rows - 1) / imcu_rows;
+	n = threads < imcu_total ? threads : imcu_total;
+	if (n < 2)
+		return jpeg_decode(data, len, limits, info, min_width, min_height, out, err);
+
+	memset(out, 0, sizeof(*out));
+	out->orientation = info->orientation;
+	out->layout = IMG_LAYOUT_RGB;
+	st = img_raster_init(&out->raster, out_width, out_height, channels, err);
+	if (st != IMG_OK)
+		return st;
+
+	memset(bands, 0, sizeof(bands));
+	for (size_t i = 0; i < n; i++)
+	{
+		uint32_t	share = imcu_total / n + (i < imcu_total % n ? 1 : 0);
+		uint64_t	end = (uint64_t) first + (uint64_t) share * imcu_rows;
+
+		bands[i].data = data;
+		bands[i].len = len;
+		bands[i].scale_num = scale_num;
+		bands[i].fancy = fancy;
+		bands[i].out_width = out_width;
+		bands[i].out_height = out_height;
+		bands[i].first = first;
+		bands[i].end = (i == n - 1 || end > out_height) ? out_height : (uint32_t) end;
+		bands[i].last = i == n - 1;
+		bands[i].raster = &out->raster;
+		first = bands[i].end;
+	}
+	img_run_tasks(decode_band, bands, sizeof(bands[0]), n);
+
+	/* the damage the last band (the one that read everything) found comes first */
+	for (size_t k = 0; k < n; k++)
+	{
+		jpeg_band  *band = &bands[k == 0 ? n - 1 : k - 1];
+
+		if (band->status != IMG_OK)
+		{
+			img_decoded_free(out);
+			if (err != NULL)
+				*err = band->err;
+			return band->status;
+		}
+	}
+	return IMG_OK;
 }
 
 /* ------------------------------------------------- the upload fast path */
@@ -723,12 +958,8 @@ clean_reading(const uint8_t *data, size_t len, bool multi_scan, bool careful, bo
 	bool		one_scan = false;
 
 	*unread_bits = -1;
-	memset(&jerr, 0, sizeof(jerr));
+	strict_errors_init(&cinfo, &jerr);
 	jerr.every_warning = true;
-	cinfo.err = jpeg_std_error(&jerr.pub);
-	jerr.pub.error_exit = strict_error_exit;
-	jerr.pub.emit_message = strict_emit_message;
-	jerr.pub.output_message = silent_output;
 	memset(&progress, 0, sizeof(progress));
 	progress.pub.progress_monitor = check_progress_monitor;
 
