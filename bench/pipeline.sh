@@ -6,6 +6,7 @@
 #   IMGMOD_BENCH_SERVICES=0   the embedded default instead (local store, no
 #                             Redis, no Kafka) for comparison
 #   IMGMOD_BENCH_WORKERS=N    workers (2);  IMGMOD_BENCH_SESSIONS=N  uploaders (2)
+#   IMGMOD_BENCH_RENDER_THREADS=N  imgmod.render_threads (the server's default, 2)
 #
 # Pipeline: $SESSIONS sessions upload every image (autocommit, one call each)
 # while the imgmod workers render, store, cache and publish; throughput is
@@ -88,6 +89,10 @@ else
 export IMGMOD_EXTRA_CONF="imgmod.workers = ${IMGMOD_BENCH_WORKERS:-2}
 fsync = on"
 fi
+if [ -n "${IMGMOD_BENCH_RENDER_THREADS:-}" ]; then
+  IMGMOD_EXTRA_CONF="$IMGMOD_EXTRA_CONF
+imgmod.render_threads = $IMGMOD_BENCH_RENDER_THREADS"
+fi
 scripts/cluster.sh destroy >/dev/null 2>&1 || true
 scripts/cluster.sh start imgmod_bench >/dev/null
 trap 'scripts/cluster.sh destroy >/dev/null 2>&1 || true' EXIT
@@ -139,6 +144,7 @@ SELECT round(sum(requests) FILTER (WHERE verb = 'PUT')::numeric / $N, 2) AS puts
        coalesce(sum(requests) FILTER (WHERE verb = 'GET'), 0) AS gets_during_rendering
   FROM imgmod.stats;
 SELECT counter, total FROM imgmod.cache_stats WHERE total > 0;
+SELECT threads AS render_threads, renders FROM imgmod.render_stats WHERE renders > 0 ORDER BY threads;
 SELECT count(*) AS events, count(published_at) AS acknowledged_by_kafka FROM imgmod.events;
 SELECT round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM ready_at - created_at))::numeric, 0) AS commit_to_ready_median_ms,
        round(1000 * percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM ready_at - created_at))::numeric, 0) AS commit_to_ready_p95_ms
@@ -150,6 +156,7 @@ SELECT json_build_object(
   'store_requests', (SELECT coalesce(json_agg(s ORDER BY store, verb), '[]') FROM
                        (SELECT store, verb, requests, failures, retries FROM imgmod.stats WHERE requests > 0) s),
   'cache', (SELECT coalesce(json_object_agg(counter, total), '{}') FROM imgmod.cache_stats WHERE total > 0),
+  'renders_by_threads', (SELECT coalesce(json_object_agg(threads, renders), '{}') FROM imgmod.render_stats WHERE renders > 0),
   'events', (SELECT count(*) FROM imgmod.events),
   'acknowledged_by_kafka', (SELECT count(published_at) FROM imgmod.events),
   'commit_to_ready_median_ms', (SELECT round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM ready_at - created_at))::numeric, 0) FROM imgmod.images),

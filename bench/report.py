@@ -301,7 +301,8 @@ def pipeline_section(services, embedded, out):
                        ("gets_during_rendering", "object-store GETs while rendering"),
                        ("commit_to_ready_median_ms", "commit → ready, median ms"),
                        ("commit_to_ready_p95_ms", "commit → ready, p95 ms"),
-                       ("acknowledged_by_kafka", "events acknowledged by Kafka")):
+                       ("acknowledged_by_kafka", "events acknowledged by Kafka"),
+                       ("renders_by_threads", "renders by threads used (`imgmod.render_stats`)")):
         rows.append([label] + [fmt_db(d["results"], key) for _, d in runs])
     md += [table(["measure"] + [n for n, _ in runs], rows), "", throughput_plot(runs, out), ""]
 
@@ -335,6 +336,11 @@ def fmt_db(res, key):
         return str(sum(s["requests"] for s in db.get("store_requests", []) if s["verb"] == "GET"))
     if key == "acknowledged_by_kafka":
         return "%s of %s" % (db.get(key), db.get("events")) if res["services"] else "—"
+    if key == "renders_by_threads":
+        by = db.get(key)
+        if not by:
+            return "n/a"
+        return ", ".join("%s on %s" % (by[t], t) for t in sorted(by, key=int))
     v = db.get(key)
     return "n/a" if v is None else "%.0f" % v
 
