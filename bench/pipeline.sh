@@ -110,13 +110,17 @@ split -n "l/$SESSIONS" -d "$sql" "$WORK/uploads.part."
 rm -f "$WORK/cpu.stop"
 python3 "$ROOT/bench/cpu_by_process.py" "$WORK/cpu.stop" "$WORK/cpu.json" > "$WORK/cpu.txt" &
 sampler=$!
-# Sets t1 when every image is ready, then stops the CPU sampler.
+# Sets t1 when every image is ready, then stops the CPU sampler.  One
+# session waits for each image in turn with imgmod.wait(), as an application
+# would: polling with a new psql (a new backend) every few milliseconds took
+# a noticeable share of the very cores being measured.
 wait_all_ready_then_stop_sampler() {
-  until [ "$(psql -qXAt -d imgmod_bench -c "SELECT count(*) FROM imgmod.images WHERE status <> 'ready'")" = 0 ]; do
-    sleep 0.02
-  done
+  local states
+  states=$(psql -qXAt -d imgmod_bench -c "SELECT string_agg(DISTINCT s, ',') FROM
+             (SELECT imgmod.wait(id, '600 s') AS s FROM (SELECT id FROM imgmod.images ORDER BY id) i) w")
   t1=$(date +%s.%N)
   touch "$WORK/cpu.stop"; wait "$sampler"
+  [ "$states" = ready ] || { echo "pipeline: images ended $states, not all ready" >&2; exit 1; }
 }
 t0=$(date +%s.%N)
 uploaders=()
