@@ -90,6 +90,13 @@ typedef struct img_jpeg_xform
 	uint32_t	crop_y;
 	uint32_t	crop_w;			/* 0: to the right/bottom edge */
 	uint32_t	crop_h;
+	/*
+	 * With crop: the region (in the transformed image) leaves out every
+	 * partial MCU the flip/rotate would move, as the caller checked, so the
+	 * whole image's transform need not be perfect (TJXOPT_TRIM instead of
+	 * TJXOPT_PERFECT).
+	 */
+	bool		crop_excludes_partial_mcus;
 } img_jpeg_xform;
 
 /*
@@ -102,6 +109,9 @@ typedef struct img_jpeg_xform
  */
 img_status	img_jpeg_transform(const uint8_t *data, size_t len, const img_jpeg_xform *xform,
 							   img_buffer *out, bool *imperfect, img_error *err);
+
+/* How many transforms img_jpeg_transform has run in this process (for tests). */
+unsigned long img_jpeg_transforms_run(void);
 
 /* ---- upload fast path (jpegcopy.c, codecs/jpeg.c) ---- */
 

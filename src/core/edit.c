@@ -535,11 +535,65 @@ jpeg_size_is(const img_buffer *b, uint32_t want_w, uint32_t want_h)
 }
 
 /*
- * Every step on coefficients.  *fallback is set (IMG_OK returned, out
- * empty) when TurboJPEG refuses a step: the caller re-encodes instead.
+ * A crop followed by a rotation/flip, as one transform: TurboJPEG crops in
+ * the transformed image, so the crop's rectangle (x, y, w, h of a w_in x
+ * h_in image with mcu_w x mcu_h MCUs) is carried through d.  A mirrored
+ * axis is transformed in whole MCUs only (its partial MCU stays behind at
+ * the far edge), so the rectangle is mapped in the image cut to whole MCUs
+ * on that axis, which must still contain it.  False when the mapped
+ * corner is not on the transformed image's MCU grid: the two steps then
+ * run one after the other.
+ */
+static bool
+fold_crop_into_dihedral(const edit_step *crop, dihedral d, uint32_t w_in, uint32_t h_in,
+						uint32_t mcu_w, uint32_t mcu_h, img_jpeg_xform *xf)
+{
+	bool		mirror_x = d.t ? d.fy : d.fx;
+	bool		mirror_y = d.t ? d.fx : d.fy;
+	uint32_t	fw = mirror_x ? w_in - w_in % mcu_w : w_in;
+	uint32_t	fh = mirror_y ? h_in - h_in % mcu_h : h_in;
+	uint32_t	rx = crop->x,
+				ry = crop->y,
+				rw = crop->out_w,
+				rh = crop->out_h;
+	uint32_t	out_mcu_w = d.t ? mcu_h : mcu_w;
+	uint32_t	out_mcu_h = d.t ? mcu_w : mcu_h;
+	uint32_t	tmp;
+
+	if (mcu_w == 0 || mcu_h == 0 || rx + rw > fw || ry + rh > fh)
+		return false;
+	if (d.t)
+	{
+		tmp = rx, rx = ry, ry = tmp;
+		tmp = rw, rw = rh, rh = tmp;
+		tmp = fw, fw = fh, fh = tmp;
+	}
+	if (d.fx)
+		rx = fw - rx - rw;
+	if (d.fy)
+		ry = fh - ry - rh;
+	if (rx % out_mcu_w != 0 || ry % out_mcu_h != 0)
+		return false;
+	memset(xf, 0, sizeof(*xf));
+	xf->op = dihedral_tjxop(d);
+	xf->crop = true;
+	xf->crop_x = rx;
+	xf->crop_y = ry;
+	xf->crop_w = rw;
+	xf->crop_h = rh;
+	xf->crop_excludes_partial_mcus = true;
+	return true;
+}
+
+/*
+ * Every step on coefficients, from a base of width x height with
+ * mcu_w x mcu_h MCUs; a crop followed by a rotation/flip is one transform.
+ * *fallback is set (IMG_OK returned, out empty) when TurboJPEG refuses a
+ * step: the caller re-encodes instead.
  */
 static img_status
-apply_lossless(const uint8_t *data, size_t len, const edit_walk *walk, img_buffer *out,
+apply_lossless(const uint8_t *data, size_t len, const edit_walk *walk, uint32_t width,
+			   uint32_t height, uint32_t mcu_w, uint32_t mcu_h, img_buffer *out,
 			   bool *fallback, img_error *err)
 {
 	img_buffer	cur = {0};
@@ -549,12 +603,19 @@ apply_lossless(const uint8_t *data, size_t len, const edit_walk *walk, img_buffe
 	for (size_t k = 0; k < walk->nsteps; k++)
 	{
 		const edit_step *step = &walk->steps[k];
+		const edit_step *after = k + 1 < walk->nsteps ? &walk->steps[k + 1] : NULL;
 		img_jpeg_xform xf = {0};
 		img_buffer	next;
 		bool		imperfect;
 		img_status	st;
 
-		if (step->kind == STEP_DIHEDRAL)
+		if (step->kind == STEP_CROP && after != NULL && after->kind == STEP_DIHEDRAL &&
+			fold_crop_into_dihedral(step, after->d, width, height, mcu_w, mcu_h, &xf))
+		{
+			step = after;		/* the pair is done with this one transform */
+			k++;
+		}
+		else if (step->kind == STEP_DIHEDRAL)
 			xf.op = dihedral_tjxop(step->d);
 		else
 		{
@@ -577,6 +638,16 @@ apply_lossless(const uint8_t *data, size_t len, const edit_walk *walk, img_buffe
 			return IMG_OK;
 		}
 		cur = next;
+		/* the size and MCU the next step starts from */
+		width = step->out_w;
+		height = step->out_h;
+		if (step->kind == STEP_DIHEDRAL && step->d.t)
+		{
+			uint32_t	m = mcu_w;
+
+			mcu_w = mcu_h;
+			mcu_h = m;
+		}
 	}
 	if (cur.data == NULL)
 	{
@@ -700,7 +771,8 @@ img_edit_apply(const uint8_t *jpeg, size_t len, const img_limits *limits,
 	{
 		bool		fallback;
 
-		st = apply_lossless(jpeg, len, &walk, &out->master, &fallback, err);
+		st = apply_lossless(jpeg, len, &walk, info.width, info.height, mcu_w, mcu_h,
+							&out->master, &fallback, err);
 		if (st != IMG_OK)
 			return st;
 		walk.lossless = !fallback;

@@ -7,8 +7,17 @@
  */
 #include "codec.h"
 
+#include <stdatomic.h>
 #include <string.h>
 #include <turbojpeg.h>
+
+static atomic_ulong transforms_run;	/* for tests: tjTransform calls so far */
+
+unsigned long
+img_jpeg_transforms_run(void)
+{
+	return atomic_load(&transforms_run);
+}
 
 /*
  * tjTransform reads every coefficient, then writes the new file, in one
@@ -58,7 +67,9 @@ img_jpeg_transform(const uint8_t *data, size_t len, const img_jpeg_xform *xf,
 
 	memset(&xform, 0, sizeof(xform));
 	xform.op = xf->op;
-	xform.options = TJXOPT_COPYNONE | (xf->op != TJXOP_NONE ? TJXOPT_PERFECT : 0);
+	xform.options = TJXOPT_COPYNONE;
+	if (xf->op != TJXOP_NONE)
+		xform.options |= xf->crop && xf->crop_excludes_partial_mcus ? TJXOPT_TRIM : TJXOPT_PERFECT;
 	if (xf->crop)
 	{
 		xform.options |= TJXOPT_CROP;
@@ -70,6 +81,7 @@ img_jpeg_transform(const uint8_t *data, size_t len, const img_jpeg_xform *xf,
 	xform.customFilter = interrupt_between_read_and_write;
 	xform.data = &interrupted;
 
+	atomic_fetch_add(&transforms_run, 1);
 	rc = tjTransform(tj, data, (unsigned long) len, 1, &dst, &dst_len, &xform,
 					 TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS);
 	if (rc != 0)

@@ -15,6 +15,7 @@
  */
 #include "test.h"
 #include "imgcore.h"
+#include "codec.h"
 #include "jpeg_builder.h"
 
 #include <math.h>
@@ -599,6 +600,87 @@ TEST_SUITE(edit_lossless_round_trips)
 		img_raster_free(&base);
 		jb_free(&src);
 	}
+}
+
+/*
+ * A crop on whole MCUs followed by a rotation or flip is one transform
+ * (the crop carried into the transformed image), and gives exactly the
+ * pixels of the two steps run one after the other — also on a base whose
+ * sides are not whole MCUs, where the whole image could not be turned
+ * perfectly (what jpegtran -trim is asked for: crop to whole MCUs, then
+ * rotate).
+ */
+TEST_SUITE(edit_crop_then_turn)
+{
+	static const int qualities[] = {80, 95};	/* 4:2:0 (16x16 MCUs), 4:4:4 (8x8) */
+	const img_edit_op turns[][2] = {
+		{op_rotate(90)}, {op_rotate(180)}, {op_rotate(270)}, {op_flip(false)}, {op_flip(true)},
+		{op_rotate(90), op_flip(false)}, {op_rotate(90), op_flip(true)},
+	};
+	const size_t nturn[] = {1, 1, 1, 1, 1, 2, 2};
+	int			compared = 0;
+
+	for (size_t q = 0; q < 2; q++)
+	{
+		uint32_t	m = qualities[q] >= 90 ? 8 : 16;
+		jb_buf		src = {0};
+		/* inside, and up to the last whole MCU of a 1001 x 797 base */
+		const double crops[][4] = {
+			{m, 2 * m, 40 * m, 30 * m},
+			{0, 0, 1001 - 1001 % m, 797 - 797 % m},
+			{3 * m, m, 1001 - 1001 % m - 3 * m, 20 * m},
+		};
+
+		if (!make_jpeg(1001, 797, qualities[q], true, &src))
+			continue;
+		for (size_t c = 0; c < sizeof(crops) / sizeof(crops[0]); c++)
+		{
+			img_edit_op crop = op_crop(crops[c][0], crops[c][1], crops[c][2], crops[c][3], false);
+			img_edit_result cropped;
+
+			if (apply(&src, &crop, 1, &cropped) != IMG_OK)
+				continue;
+			for (size_t t = 0; t < sizeof(turns) / sizeof(turns[0]); t++)
+			{
+				img_edit_op ops[3] = {crop, turns[t][0], turns[t][1]};
+				jb_buf		mid = {cropped.master.data, cropped.master.len};
+				img_edit_result folded,
+							stepwise;
+				unsigned long before = img_jpeg_transforms_run();
+				img_raster	a,
+							b;
+
+				if (apply(&src, ops, 1 + nturn[t], &folded) != IMG_OK)
+					continue;
+				CHECK(img_jpeg_transforms_run() - before == 1,
+					  "q%d crop %zu turn %zu: one transform, ran %lu", qualities[q], c, t,
+					  img_jpeg_transforms_run() - before);
+				CHECK(folded.method == IMG_MASTER_LOSSLESS, "q%d crop %zu turn %zu: lossless", qualities[q], c, t);
+				if (apply(&mid, turns[t], nturn[t], &stepwise) == IMG_OK)
+				{
+					CHECK(folded.width == stepwise.width && folded.height == stepwise.height,
+						  "q%d crop %zu turn %zu: %ux%u, two steps %ux%u", qualities[q], c, t,
+						  folded.width, folded.height, stepwise.width, stepwise.height);
+					if (decode(folded.master.data, folded.master.len, &a))
+					{
+						if (decode(stepwise.master.data, stepwise.master.len, &b))
+						{
+							CHECK(max_diff(&a, &b) == 0, "q%d crop %zu turn %zu: the two steps' pixels (max %d)",
+								  qualities[q], c, t, max_diff(&a, &b));
+							compared++;
+							img_raster_free(&b);
+						}
+						img_raster_free(&a);
+					}
+					img_edit_result_free(&stepwise);
+				}
+				img_edit_result_free(&folded);
+			}
+			img_edit_result_free(&cropped);
+		}
+		jb_free(&src);
+	}
+	CHECK(compared == 2 * 3 * 7, "%d crop-then-turn edits compared", compared);
 }
 
 /*
