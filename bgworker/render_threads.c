@@ -14,21 +14,85 @@
 #include "imgmod.h"
 
 #include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-/* Cores this process may run on (its affinity mask), at least 1. */
+/* A small file's text, NUL-terminated, in buf; false if it cannot be read. */
+static bool
+read_small_file(const char *path, char *buf, size_t size)
+{
+	ssize_t		n;
+	int			fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return true;
+}
+
+/*
+ * Cores' worth of CPU time a cgroup v2 quota allows this process
+ * (/sys/fs/cgroup/<its group>/cpu.max: "quota period", or "max period"),
+ * rounded up; 0 when there is no quota or it cannot be read.
+ */
+static int
+quota_cores(void)
+{
+	char		path[512];
+	char		buf[1024];
+	char	   *line;
+	char	   *end;
+	long		quota;
+	long		period;
+
+	/* "0::/some/group" is this process's cgroup v2 line (v1 quotas are not read) */
+	if (!read_small_file("/proc/self/cgroup", buf, sizeof(buf)))
+		return 0;
+	line = strncmp(buf, "0::", 3) == 0 ? buf : strstr(buf, "\n0::");
+	if (line == NULL)
+		return 0;
+	line += line == buf ? 3 : 4;
+	line[strcspn(line, "\n")] = '\0';
+	if (strstr(line, "..") != NULL ||
+		snprintf(path, sizeof(path), "/sys/fs/cgroup%s/cpu.max", line) >= (int) sizeof(path))
+		return 0;
+	if (!read_small_file(path, buf, sizeof(buf)))
+		return 0;
+	quota = strtol(buf, &end, 10);
+	if (end == buf || *end != ' ' || quota <= 0)
+		return 0;				/* "max": no quota */
+	period = strtol(end + 1, &end, 10);
+	if (period <= 0 || quota > 1000000L * period)
+		return 0;
+	return (int) ((quota + period - 1) / period);
+}
+
+/*
+ * Cores this process may use: its affinity mask, lowered to a cgroup's CPU
+ * quota (a container limited to 2 CPUs on a 64-core host has 2); at least 1.
+ */
 static int
 usable_cores(void)
 {
 	cpu_set_t	set;
 	int			n;
+	int			quota;
 
 	CPU_ZERO(&set);
 	if (sched_getaffinity(0, sizeof(set), &set) != 0)
 		return 1;
 	n = CPU_COUNT(&set);
+	quota = quota_cores();
+	if (quota > 0 && quota < n)
+		n = quota;
 	return n > 0 ? n : 1;
 }
 
@@ -37,20 +101,12 @@ static int
 runnable_tasks(void)
 {
 	char		buf[128];
-	ssize_t		n;
-	int			fd;
 	char	   *p;
 	char	   *end;
 	long		running;
 
-	fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (!read_small_file("/proc/loadavg", buf, sizeof(buf)))
 		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
 	/* skip the three averages */
 	p = buf;
 	for (int field = 0; field < 3; field++)

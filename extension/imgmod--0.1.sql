@@ -1007,7 +1007,7 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'imgmod_render_counters'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION imgmod.render_counters() IS
-  'Renders finished by the workers since server start, by the most threads one was given (1 to 8): imgmod.render_threads, lowered to the CPU cores idle at each step.';
+  'Renders finished by the workers since server start, by the most threads one of their steps ran on (1 to 8): imgmod.render_threads, lowered to the CPU cores idle at each step.';
 
 CREATE VIEW imgmod.render_stats AS
 SELECT threads, renders FROM imgmod.render_counters();

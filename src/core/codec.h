@@ -158,13 +158,14 @@ bool		img_jpeg_needs_colour_change(const img_info *info);
 typedef void (*img_task_fn) (void *arg);
 
 /*
- * Run fn on each of n arguments (args + i * stride bytes; n is capped at
- * IMG_MAX_THREADS), argument 0 on the calling thread and the others on
+ * Run fn on each of n arguments (args + i * stride bytes), argument 0 on
+ * the calling thread and the next ones, up to IMG_MAX_THREADS in all, on
  * helper threads started for this call, and return when all are done.
- * Helpers run with every signal blocked and allocate with malloc (their
- * thread's allocator); a helper that cannot be started runs on the
- * caller's thread after its own.  fn must not touch the caller's
- * allocator's buffers other than to read or write into them.
+ * Arguments beyond IMG_MAX_THREADS, and any whose helper cannot be
+ * started, run on the caller's thread after its own.  Helpers run with
+ * every signal blocked and allocate with malloc (their thread's
+ * allocator); fn must not touch the caller's allocator's buffers other
+ * than to read or write into them.
  */
 void		img_run_tasks(img_task_fn fn, void *args, size_t stride, size_t n);
 
@@ -173,6 +174,9 @@ bool		img_on_helper_thread(void);
 
 /* How many tasks have run on helper threads in this process (for tests). */
 unsigned long img_helper_runs(void);
+
+/* How many helper threads the calling thread has started, ever. */
+unsigned long img_helpers_started_here(void);
 
 /*
  * A buffer filled on a helper thread (from_helper) is malloc'd: copy it
@@ -194,6 +198,9 @@ img_status	img_jpeg_decode_threads(const uint8_t *data, size_t len, const img_li
 
 /* Fewest output pixels for which a decode is split between threads. */
 #define IMG_PARALLEL_MIN_PIXELS (256u * 1024u)
+
+/* Smallest DCT scale (M/8) at which a decode is split between threads. */
+#define IMG_PARALLEL_MIN_SCALE 4
 
 /*
  * The threshold in force, IMG_PARALLEL_MIN_PIXELS unless a fuzz target

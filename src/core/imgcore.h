@@ -547,7 +547,7 @@ typedef struct img_render_options
 	unsigned	threads;		/* most threads, the caller's included; 0 or 1: its own only */
 	img_thread_budget budget;	/* NULL: threads at every step */
 	void	   *budget_ctx;
-	unsigned	threads_used;	/* out: the most threads any step was given */
+	unsigned	threads_used;	/* out: the most threads any step ran on */
 } img_render_options;
 
 /*

@@ -23,6 +23,7 @@
 #include <string.h>
 
 static _Thread_local bool helper_thread;
+static _Thread_local unsigned long helpers_started;	/* by this thread, ever */
 static atomic_ulong helper_runs;	/* for tests: tasks run on helpers so far */
 
 typedef struct task_slot
@@ -54,6 +55,12 @@ img_on_helper_thread(void)
 	return helper_thread;
 }
 
+unsigned long
+img_helpers_started_here(void)
+{
+	return helpers_started;
+}
+
 void
 img_run_tasks(img_task_fn fn, void *args, size_t stride, size_t n)
 {
@@ -64,25 +71,30 @@ img_run_tasks(img_task_fn fn, void *args, size_t stride, size_t n)
 	sigset_t	previous;
 	bool		masked;
 
+	size_t		helpers;
+
 	if (n == 0)
 		return;
-	if (n > IMG_MAX_THREADS)
-		n = IMG_MAX_THREADS;
+	/* tasks beyond IMG_MAX_THREADS run on the caller's thread, after its own */
+	helpers = n < IMG_MAX_THREADS ? n : IMG_MAX_THREADS;
 
 	/* a new thread inherits the mask of the thread that starts it */
 	sigfillset(&all);
-	masked = n > 1 && pthread_sigmask(SIG_SETMASK, &all, &previous) == 0;
-	for (size_t i = 1; i < n && masked; i++)
+	masked = helpers > 1 && pthread_sigmask(SIG_SETMASK, &all, &previous) == 0;
+	for (size_t i = 1; i < helpers && masked; i++)
 	{
 		slots[i].fn = fn;
 		slots[i].arg = (char *) args + i * stride;
 		started[i] = pthread_create(&threads[i], NULL, helper_main, &slots[i]) == 0;
+		helpers_started += started[i];
 	}
 	if (masked)
 		pthread_sigmask(SIG_SETMASK, &previous, NULL);
 
 	fn(args);
-	for (size_t i = 1; i < n; i++)
+	for (size_t i = helpers; i < n; i++)
+		fn((char *) args + i * stride);
+	for (size_t i = 1; i < helpers; i++)
 	{
 		if (started[i])
 			pthread_join(threads[i], NULL);

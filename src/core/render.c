@@ -138,9 +138,17 @@ step_threads(img_render_options *options)
 		if (b < t)
 			t = b > 0 ? b : 1;
 	}
-	if (t > options->threads_used)
-		options->threads_used = t;
 	return t;
+}
+
+/* After a step that began when the thread had started `before` helpers. */
+static void
+note_threads_used(img_render_options *options, unsigned long before)
+{
+	unsigned long used = 1 + (img_helpers_started_here() - before);
+
+	if (options != NULL && used > options->threads_used)
+		options->threads_used = (unsigned) used;
 }
 
 /* The encodes one thread does: the plan positions it owns, largest first. */
@@ -192,6 +200,8 @@ static img_status
 encode_all(const planned_variant *plan, const img_variant_spec *specs, const img_raster *outs,
 		   size_t n, unsigned threads, img_variant_result *results, img_error *err)
 {
+	img_error	adopt_err = {0};
+	img_status	adopt_st = IMG_OK;
 	encode_share shares[IMG_MAX_THREADS];
 	uint8_t    *owner;
 	size_t		nshares = threads < n ? threads : n;
@@ -232,16 +242,20 @@ encode_all(const planned_variant *plan, const img_variant_spec *specs, const img
 	for (size_t k = 0; k < n; k++)
 	{
 		img_variant_result *res = &results[plan[k].index];
-		img_error	adopt_err;
+		img_error	one_err;
 
-		if (img_adopt_buffer(&res->jpeg, shares[owner[k]].on_helper, &adopt_err) != IMG_OK &&
-			st == IMG_OK)
+		if (img_adopt_buffer(&res->jpeg, shares[owner[k]].on_helper, &one_err) != IMG_OK &&
+			adopt_st == IMG_OK)
 		{
-			st = res->status = adopt_err.status;
-			if (err != NULL)
-				*err = adopt_err;
+			adopt_st = one_err.status;
+			adopt_err = one_err;
 		}
 	}
+	/*
+	 * An encode's own failure comes first (the first in plan order: an
+	 * interrupt must stay an interrupt), then a failure to take a result
+	 * over.
+	 */
 	for (size_t k = 0; k < n && st == IMG_OK; k++)
 	{
 		if (results[plan[k].index].status != IMG_OK)
@@ -250,6 +264,12 @@ encode_all(const planned_variant *plan, const img_variant_spec *specs, const img
 			if (err != NULL)
 				*err = shares[owner[k]].err;
 		}
+	}
+	if (st == IMG_OK && adopt_st != IMG_OK)
+	{
+		st = adopt_st;
+		if (err != NULL)
+			*err = adopt_err;
 	}
 	img_free(owner);
 	return st;
@@ -262,6 +282,8 @@ img_render_variants_opts(const uint8_t *data, size_t len, const img_limits *limi
 						 img_variant_result *results, img_error *err)
 {
 	const img_focus *focus = options != NULL ? options->focus : NULL;
+	bool		one_thread = options == NULL || options->threads <= 1;
+	unsigned long started;
 	img_info	info;
 	img_load_options load;
 	img_raster	source = {0};
@@ -327,7 +349,9 @@ img_render_variants_opts(const uint8_t *data, size_t len, const img_limits *limi
 	load.min_width = side_from_double(ceil(need_w * RENDER_DECODE_MARGIN));
 	load.min_height = side_from_double(ceil(need_h * RENDER_DECODE_MARGIN));
 	load.threads = step_threads(options);
+	started = img_helpers_started_here();
 	st = img_load_probed(data, len, limits, &info, &load, &source, err);
+	note_threads_used(options, started);
 	if (st != IMG_OK)
 		goto done;
 
@@ -359,8 +383,10 @@ img_render_variants_opts(const uint8_t *data, size_t len, const img_limits *limi
 		local.src_y *= fy;
 		local.src_h *= fy;
 
+		started = img_helpers_started_here();
 		res->status = img_render_geometry_threads(from, &local, background,
 												  step_threads(options), &outs[k], err);
+		note_threads_used(options, started);
 		if (res->status != IMG_OK)
 		{
 			st = res->status;
@@ -370,9 +396,30 @@ img_render_variants_opts(const uint8_t *data, size_t len, const img_limits *limi
 		res->height = outs[k].height;
 		whole[k] = outs[k].width == pv->scaled_w && outs[k].height == pv->scaled_h &&
 			local.dst_x == 0 && local.dst_y == 0;
+
+		/*
+		 * On the caller's thread alone, encode at once and keep only what
+		 * can serve smaller variants, as little memory as one thread needs.
+		 */
+		if (one_thread)
+		{
+			res->status = img_encode_jpeg(&outs[k], specs[pv->index].quality, &res->jpeg, err);
+			if (!whole[k])
+				img_raster_free(&outs[k]);
+			if (res->status != IMG_OK)
+			{
+				st = res->status;
+				goto done;
+			}
+		}
 	}
 
-	st = encode_all(plan, specs, outs, n, step_threads(options), results, err);
+	if (!one_thread)
+	{
+		started = img_helpers_started_here();
+		st = encode_all(plan, specs, outs, n, step_threads(options), results, err);
+		note_threads_used(options, started);
+	}
 
 done:
 	if (outs)

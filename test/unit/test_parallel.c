@@ -179,10 +179,12 @@ TEST_SUITE(parallel_tasks)
 	for (int i = 1; i < IMG_MAX_THREADS; i++)
 		CHECK(tasks[i].helper && tasks[i].all_blocked && tasks[i].value == 1,
 			  "task %d ran once on a helper with every signal blocked", i);
-	CHECK(tasks[IMG_MAX_THREADS].value == 0 && tasks[IMG_MAX_THREADS + 1].value == 0,
-		  "no more than IMG_MAX_THREADS tasks run");
+	CHECK(tasks[IMG_MAX_THREADS].value == 1 && !tasks[IMG_MAX_THREADS].helper &&
+		  tasks[IMG_MAX_THREADS + 1].value == 1 && !tasks[IMG_MAX_THREADS + 1].helper,
+		  "tasks beyond IMG_MAX_THREADS run too, on the caller's thread");
 	CHECK(img_helper_runs() - before == IMG_MAX_THREADS - 1,
 		  "%lu helper runs, want %d", img_helper_runs() - before, IMG_MAX_THREADS - 1);
+	CHECK(img_helpers_started_here() >= IMG_MAX_THREADS - 1, "the caller counts the helpers it started");
 	CHECK(pthread_sigmask(SIG_BLOCK, NULL, &mask) == 0 && sigismember(&mask, SIGTERM) == 0,
 		  "the caller's mask is restored");
 
@@ -241,6 +243,63 @@ TEST_SUITE(parallel_decode_bands)
 		}
 		jb_free(&j);
 	}
+}
+
+/*
+ * Every DCT scale, with the size threshold lowered to nothing: bands are
+ * used from IMG_PARALLEL_MIN_SCALE/8 up (scale 8 with and without fancy
+ * upsampling, the merged upsampler's case), never below, and always give
+ * the one-thread pixels.
+ */
+TEST_SUITE(parallel_decode_scales)
+{
+	const uint64_t saved = img_parallel_decode_min_pixels;
+	const uint32_t w = 803,
+				h = 611;
+	int			split = 0;
+
+	img_parallel_decode_min_pixels = 1;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+	{
+		const jpeg_kind *k = &kinds[i];
+		jb_buf		j;
+
+		if (k->progressive || !kind_jpeg(k, w, h, &j))
+			continue;
+		for (unsigned m = 1; m <= 9; m++)
+		{
+			/* m = 9: full size, fancy upsampling; else scale m/8 asked for exactly */
+			uint32_t	min_w = m == 9 ? 0 : (w * m + 7) / 8;
+			uint32_t	min_h = m == 9 ? 0 : (h * m + 7) / 8;
+			img_raster	one,
+						many;
+			img_error	err;
+			unsigned long before;
+
+			if (load_threads(&j, min_w, min_h, 1, &one, &err) != IMG_OK)
+			{
+				CHECK(false, "%s scale %u: one thread (%s)", k->name, m, err.message);
+				continue;
+			}
+			before = img_helper_runs();
+			CHECK(load_threads(&j, min_w, min_h, 3, &many, &err) == IMG_OK, "%s scale %u: 3 threads (%s)",
+				  k->name, m, err.message);
+			CHECK(same_raster(&one, &many), "%s scale %u: %ux%u, the one-thread pixels", k->name, m,
+				  many.width, many.height);
+			if (m >= IMG_PARALLEL_MIN_SCALE)
+			{
+				CHECK(img_helper_runs() - before == 2, "%s scale %u: split in 3", k->name, m);
+				split++;
+			}
+			else
+				CHECK(img_helper_runs() == before, "%s scale %u/8: not split", k->name, m);
+			img_raster_free(&one);
+			img_raster_free(&many);
+		}
+		jb_free(&j);
+	}
+	img_parallel_decode_min_pixels = saved;
+	CHECK(split == 8 * 6, "%d banded decodes compared", split);
 }
 
 TEST_SUITE(parallel_decode_damage)
@@ -593,30 +652,54 @@ TEST_SUITE(parallel_interrupt)
 	img_limits	lim;
 	jb_buf		src;
 	int			stopped = 0;
+	int			total_polls = 0;
 
 	img_limits_default(&lim);
 	CHECK(kind_jpeg(&kinds[0], 1800, 1200, &src), "source written");
-	for (int polls = 5; polls <= 2000; polls *= 3)
+	/* how often a whole render asks (a hook that never says stop) */
 	{
+		img_variant_result res[NSPECS];
+		img_render_options opt = {.threads = 3};
+		img_error	err;
+
+		polls_left = INT32_MAX / 2;
+		img_set_interrupt_hook(interrupt_after_polls, NULL);
+		CHECK(img_render_variants_opts(src.data, src.len, &lim, render_specs, NSPECS, white, &opt, res, &err) == IMG_OK,
+			  "uninterrupted render (%s)", err.message);
+		img_set_interrupt_hook(NULL, NULL);
+		img_variant_results_free(res, NSPECS);
+		total_polls = INT32_MAX / 2 - polls_left;
+		CHECK(total_polls > 100, "a render asks the hook %d times", total_polls);
+	}
+	/* about 30 interrupts spread over that: in the decode, the resizes and the encodes */
+	for (int polls = 1; polls < total_polls; polls += total_polls / 30 + 1)
+	{
+		img_allocator a = {track_alloc, track_realloc, track_free, NULL};
 		img_variant_result res[NSPECS];
 		img_render_options opt = {.threads = 3};
 		img_error	err;
 		img_status	st;
 
+		foreign_frees = 0;
 		polls_left = polls;
+		img_set_allocator(&a);
 		img_set_interrupt_hook(interrupt_after_polls, NULL);
 		st = img_render_variants_opts(src.data, src.len, &lim, render_specs, NSPECS, white, &opt, res, &err);
 		img_set_interrupt_hook(NULL, NULL);
-		if (st == IMG_OK)
-			img_variant_results_free(res, NSPECS);
-		else
+		if (st != IMG_OK)
 		{
 			CHECK(st == IMG_ERR_INTERRUPTED, "after %d polls: %s (%s)", polls, img_status_name(st), err.message);
 			for (size_t i = 0; i < NSPECS; i++)
-				CHECK(res[i].jpeg.data == NULL, "interrupted: no result %zu left", i);
+				CHECK(res[i].jpeg.data == NULL, "interrupted after %d polls: no result %zu left", polls, i);
 			stopped++;
 		}
+		else
+			img_variant_results_free(res, NSPECS);
+		img_set_allocator(NULL);
+		CHECK(tracked_live() == 0 && foreign_frees == 0,
+			  "after %d polls: %d of the caller's blocks left, %d foreign frees", polls, tracked_live(),
+			  foreign_frees);
 	}
-	CHECK(stopped >= 4, "%d renders stopped by the interrupt", stopped);
+	CHECK(stopped >= 25, "%d renders stopped by the interrupt", stopped);
 	jb_free(&src);
 }

@@ -628,11 +628,11 @@ decode_band(void *arg)
 	if (cinfo.output_width != band->out_width || cinfo.output_height != band->out_height ||
 		(uint32_t) cinfo.output_components != band->raster->channels)
 	{
-		jpeg_destroy_decompress(&cinfo);
 		band->status = img_fail(&band->err, IMG_ERR_INTERNAL,
 								"jpeg band decoder saw %ux%u, planned %ux%u",
 								cinfo.output_width, cinfo.output_height,
 								band->out_width, band->out_height);
+		jpeg_destroy_decompress(&cinfo);
 		return;
 	}
 	if (band->first > 0 &&
@@ -676,8 +676,9 @@ uint64_t	img_parallel_decode_min_pixels = IMG_PARALLEL_MIN_PIXELS;
  * Read the header once to plan the bands: the output size at the scale
  * jpeg_decode would choose, and the height of an iMCU row in output rows.
  * False when the file is not one to split (several scans, not YCbCr or
- * grey, an ICC profile, too small) or the header does not read: the
- * caller then decodes it in one piece, which gives any error its message.
+ * grey, an ICC profile, too small, shrunk below IMG_PARALLEL_MIN_SCALE/8)
+ * or the header does not read: the caller then decodes it in one piece,
+ * which gives any error its message.
  */
 static bool
 plan_bands(const uint8_t *data, size_t len, const img_info *info, uint32_t min_width,
@@ -719,7 +720,14 @@ plan_bands(const uint8_t *data, size_t len, const img_info *info, uint32_t min_w
 	*out_height = cinfo.output_height;
 	*channels = (uint32_t) cinfo.output_components;
 	*imcu_rows = (uint32_t) cinfo.max_v_samp_factor * (uint32_t) cinfo.min_DCT_scaled_size;
-	ok = *imcu_rows > 0 && (uint64_t) *out_width * *out_height >= img_parallel_decode_min_pixels;
+	/*
+	 * Below 4/8 the IDCT, upsampling and colour conversion that the bands
+	 * share are little next to the entropy decoding each band repeats for
+	 * the rows above it (at 1/8, nearly all of a decode): splitting would
+	 * only burn the idle core.
+	 */
+	ok = *imcu_rows > 0 && *scale_num >= IMG_PARALLEL_MIN_SCALE &&
+		(uint64_t) *out_width * *out_height >= img_parallel_decode_min_pixels;
 	jpeg_destroy_decompress(&cinfo);
 	return ok;
 }
