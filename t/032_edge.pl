@@ -281,6 +281,47 @@ stop_edge($e);
 	waitpid($server, 0);
 }
 
+# --- grace: an object past its TTL is still served while the origin is down.
+# A stand-in origin answers once with a one-second s-maxage and is then
+# stopped; once the edge reports the object older than its TTL (Age >= 2),
+# every request must still get it, stale, and the failed background fetch
+# must not drop it.
+{
+	my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 8, ReuseAddr => 1)
+	  or die "listen: $!";
+	my $port = $listen->sockport;
+	my $server = fork();
+	die "fork: $!" unless defined $server;
+	if ($server == 0)
+	{
+		my $c = $listen->accept or POSIX::_exit(1);
+		my $line;
+		1 while defined($line = <$c>) && $line ne "\r\n";
+		print $c "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 5\r\n"
+		  . "Cache-Control: public, max-age=1, s-maxage=1\r\nxkey: imgmod-image-1\r\nConnection: close\r\n\r\nstale";
+		close $c;
+		POSIX::_exit(0);    # one answer, then the origin is gone
+	}
+	close $listen;
+	my $edge = start_edge($node, { port => $port });
+	my $first = edge_get($edge, '/i/1/grace.jpg');
+	is($first->{status} . ' ' . $first->{content}, '200 stale', 'grace: the object is fetched once');
+	waitpid($server, 0);
+	my $expired;
+	ok( defined within(20, sub {
+				$expired = edge_get($edge, '/i/1/grace.jpg');
+				return ($expired->{headers}{age} // 0) >= 2;
+			}),
+		'its TTL of 1 s passes (Age ' . ($expired->{headers}{age} // '?') . ')');
+	is($expired->{status} . ' ' . $expired->{content}, '200 stale', 'past its TTL, with the origin down, it is still served');
+	is($expired->{headers}{'x-cache'}, 'HIT', 'from the edge (grace)');
+	my $again = edge_get($edge, '/i/1/grace.jpg');
+	is($again->{status} . ' ' . $again->{content}, '200 stale', 'and again after the failed background fetch');
+	cmp_ok($again->{headers}{age}, '>=', 2, 'still the stale copy (Age ' . $again->{headers}{age} . ')');
+	is(edge_get($edge, '/i/1/never-fetched.jpg')->{status}, 503, 'what the edge never held is 503');
+	stop_edge($edge);
+}
+
 # --- capacity: a small edge fills, evicts and shows up full
 my $small = start_edge($node, $o, storage => '1m');
 start_edge_reporter($node, $small, node => 'edge-small');
