@@ -286,4 +286,33 @@ bool		imgio_purge_keys_valid(const char *keys);
 bool		imgio_edge_purge(const char *url, const char *keys, long timeout_ms, long *http_status,
 							 imgio_error *err);
 
+/* ------------------------------------------------ idle cores (cpu_budget.c) */
+
+/*
+ * Tasks runnable at this instant, from /proc/loadavg's text
+ * ("0.10 0.20 0.30 2/345 6789" gives 2); -1 when the text is not that.
+ */
+int			imgio_runnable_tasks(const char *loadavg);
+
+/*
+ * From /proc/self/cgroup's text, the path of this process's cgroup v2
+ * cpu.max ("0::/a/b" gives /sys/fs/cgroup/a/b/cpu.max); false without a v2
+ * line, or for a group name with "..", or when path is too small.
+ */
+bool		imgio_cgroup_v2_cpu_max_path(const char *proc_self_cgroup, char *path, size_t size);
+
+/*
+ * Whole cores a cgroup v2 cpu.max allows ("150000 100000" gives 2, rounded
+ * up); 0 for "max ..." (no quota) or anything unexpected.
+ */
+int			imgio_quota_cores(const char *cpu_max);
+
+/*
+ * Threads a render may use now: 1, plus one per core idle (of cores, or of
+ * quota_cores when that is lower and above 0) with `runnable` tasks
+ * runnable, the caller included; at most cap.  Unknowns (runnable < 1)
+ * give 1.
+ */
+unsigned	imgio_idle_core_budget(int cores, int quota_cores, int runnable, unsigned cap);
+
 #endif							/* IMGIO_H */

@@ -4,7 +4,7 @@
 # path of src/io relative to the including Makefile.
 IMGIO_DIR ?= src/io
 
-IMGIO_SRCS = hooks.c object_keys.c digest.c store.c store_local.c store_s3.c cache_redis.c edge_purge.c
+IMGIO_SRCS = hooks.c object_keys.c digest.c store.c store_local.c store_s3.c cache_redis.c edge_purge.c cpu_budget.c
 
 IMGIO_PKGS = libcurl hiredis libcrypto
 
