@@ -59,6 +59,15 @@ typedef struct img_codec
 	img_status	(*decode) (const uint8_t *data, size_t len, const img_limits *limits,
 						   const img_info *info, uint32_t min_width,
 						   uint32_t min_height, img_decoded *out, img_error *err);
+
+	/*
+	 * Optional: decode on up to threads threads, with exactly decode's
+	 * result.  NULL for a codec that decodes on one thread only.
+	 */
+	img_status	(*decode_threads) (const uint8_t *data, size_t len, const img_limits *limits,
+								   const img_info *info, uint32_t min_width,
+								   uint32_t min_height, unsigned threads,
+								   img_decoded *out, img_error *err);
 } img_codec;
 
 extern const img_codec img_codec_jpeg;
@@ -184,17 +193,6 @@ unsigned long img_helpers_started_here(void);
  * do when from_helper is false.  On failure the buffer is released.
  */
 img_status	img_adopt_buffer(img_buffer *buffer, bool from_helper, img_error *err);
-
-/*
- * Decode bands of a JPEG on up to threads threads (codecs/jpeg.c): the
- * same result as the codec's decode, byte for byte, whatever the count.
- * Only single-scan YCbCr/grey files large enough to be worth it are split;
- * others are decoded on the calling thread.
- */
-img_status	img_jpeg_decode_threads(const uint8_t *data, size_t len, const img_limits *limits,
-									const img_info *info, uint32_t min_width,
-									uint32_t min_height, unsigned threads,
-									img_decoded *out, img_error *err);
 
 /* Fewest output pixels for which a decode is split between threads. */
 #define IMG_PARALLEL_MIN_PIXELS (256u * 1024u)

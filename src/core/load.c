@@ -82,9 +82,9 @@ img_load_probed(const uint8_t *data, size_t len, const img_limits *limits,
 		min_h = options->min_width;
 	}
 
-	if (options->threads > 1 && info->format == IMG_FORMAT_JPEG)
-		st = img_jpeg_decode_threads(data, len, limits, info, min_w, min_h, options->threads,
-									 &decoded, err);
+	if (options->threads > 1 && codec->decode_threads != NULL)
+		st = codec->decode_threads(data, len, limits, info, min_w, min_h, options->threads,
+								   &decoded, err);
 	else
 		st = codec->decode(data, len, limits, info, min_w, min_h, &decoded, err);
 	if (st != IMG_OK)

@@ -5,14 +5,117 @@
  */
 #include "jpeg_builder.h"
 
+#include <setjmp.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <lcms2.h>
 
-void
-jb_quiet_exit(j_common_ptr cinfo)
+/* libjpeg's errors end the write through a longjmp, without a word. */
+typedef struct quiet_error
 {
-	longjmp(((jb_quiet_error *) cinfo->err)->jump, 1);
+	struct jpeg_error_mgr pub;
+	jmp_buf		jump;
+} quiet_error;
+
+static void
+quiet_exit(j_common_ptr cinfo)
+{
+	longjmp(((quiet_error *) cinfo->err)->jump, 1);
+}
+
+/* Encodes r with libjpeg as k says (script: a scan script of n scans, or NULL), into out. */
+bool
+jb_write_kind_scripted(const jb_jpeg_kind *k, const img_raster *r, const jpeg_scan_info *script, int n, jb_buf *out)
+{
+	struct jpeg_compress_struct c;
+	quiet_error jerr;
+	unsigned char *mem = NULL;
+	unsigned long memlen = 0;
+	uint8_t    *row = malloc((size_t) r->width * 3);
+	jpeg_scan_info scans[3];
+
+	memset(out, 0, sizeof(*out));
+	if (row == NULL)
+		return false;
+	c.err = jpeg_std_error(&jerr.pub);
+	jerr.pub.error_exit = quiet_exit;
+	if (setjmp(jerr.jump))
+	{
+		jpeg_destroy_compress(&c);
+		free(mem);
+		free(row);
+		return false;
+	}
+	jpeg_create_compress(&c);
+	jpeg_mem_dest(&c, &mem, &memlen);
+	c.image_width = r->width;
+	c.image_height = r->height;
+	c.input_components = k->grey ? 1 : 3;
+	c.in_color_space = k->grey ? JCS_GRAYSCALE : JCS_RGB;
+	jpeg_set_defaults(&c);
+	jpeg_set_quality(&c, 85, TRUE);
+	if (!k->grey)
+	{
+		c.comp_info[0].h_samp_factor = k->h0;
+		c.comp_info[0].v_samp_factor = k->v0;
+		if (k->ids == 'R')
+		{
+			c.comp_info[0].component_id = 'R';
+			c.comp_info[1].component_id = 'G';
+			c.comp_info[2].component_id = 'B';
+		}
+	}
+	c.write_JFIF_header = k->jfif;
+	c.write_Adobe_marker = k->adobe;
+	c.arith_code = k->arithmetic;
+	c.optimize_coding = k->optimise;
+	c.restart_in_rows = k->restart_rows;
+	c.restart_interval = k->restart_mcus;
+	if (script != NULL)
+	{
+		c.scan_info = script;
+		c.num_scans = n;
+	}
+	else if (k->progressive)
+		jpeg_simple_progression(&c);
+	if (k->scan_per_component)
+	{
+		for (int i = 0; i < 3; i++)
+		{
+			scans[i].comps_in_scan = 1;
+			scans[i].component_index[0] = i;
+			scans[i].Ss = 0;
+			scans[i].Se = 63;
+			scans[i].Ah = scans[i].Al = 0;
+		}
+		c.scan_info = scans;
+		c.num_scans = 3;
+	}
+	jpeg_start_compress(&c, TRUE);
+	while (c.next_scanline < c.image_height)
+	{
+		const uint8_t *src = r->pixels + (size_t) c.next_scanline * r->stride;
+		JSAMPROW	rp = (JSAMPROW) src;
+
+		if (k->grey)
+		{
+			for (uint32_t x = 0; x < r->width; x++)
+				row[x] = (uint8_t) ((src[3 * x] * 77 + src[3 * x + 1] * 150 + src[3 * x + 2] * 29) >> 8);
+			rp = row;
+		}
+		jpeg_write_scanlines(&c, &rp, 1);
+	}
+	jpeg_finish_compress(&c);
+	jpeg_destroy_compress(&c);
+	free(row);
+	return jb_take(out, mem, memlen);
+}
+
+bool
+jb_write_kind(const jb_jpeg_kind *k, const img_raster *r, jb_buf *out)
+{
+	return jb_write_kind_scripted(k, r, NULL, 0, out);
 }
 
 void

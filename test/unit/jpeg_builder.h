@@ -25,7 +25,6 @@
 
 #include <stdio.h>
 #include <jpeglib.h>
-#include <setjmp.h>
 
 /* A malloc'd byte string: a JPEG, or a run of marker segments. */
 typedef struct jb_buf
@@ -35,16 +34,32 @@ typedef struct jb_buf
 } jb_buf;
 
 /*
- * libjpeg error manager for the suites that write JPEGs with libjpeg
- * directly: any error longjmps to jump, without printing.
+ * How a suite asks libjpeg to write a JPEG (jb_write_kind): the chroma
+ * sampling, grey, progression, scan layout, entropy coding, restart
+ * interval, component ids and the JFIF/Adobe markers.
  */
-typedef struct jb_quiet_error
+typedef struct jb_jpeg_kind
 {
-	struct jpeg_error_mgr pub;
-	jmp_buf		jump;
-} jb_quiet_error;
+	const char *name;
+	int			h0,
+				v0;				/* luma sampling; chroma is 1x1 */
+	bool		grey;
+	bool		progressive;
+	bool		scan_per_component; /* sequential, not interleaved */
+	bool		arithmetic;
+	bool		optimise;
+	int			restart_rows;	/* restart interval in MCU rows */
+	unsigned	restart_mcus;	/* or in MCUs */
+	int			ids;			/* 0: 1,2,3; 'R': 'R','G','B' */
+	bool		jfif;			/* libjpeg's default for YCbCr and grey */
+	bool		adobe;
+} jb_jpeg_kind;
 
-void		jb_quiet_exit(j_common_ptr cinfo);
+/* Encodes the RGB raster r with libjpeg as k says (quality 85), into out. */
+bool		jb_write_kind(const jb_jpeg_kind *k, const img_raster *r, jb_buf *out);
+/* jb_write_kind with a scan script of n scans (NULL: k's own layout). */
+bool		jb_write_kind_scripted(const jb_jpeg_kind *k, const img_raster *r,
+								   const jpeg_scan_info *script, int n, jb_buf *out);
 
 /* Frees b's bytes and empties it. */
 void		jb_free(jb_buf *b);

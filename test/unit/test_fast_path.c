@@ -33,22 +33,7 @@
 static const char zip_tail[] =
 "PK\x03\x04\x14\x00\x00\x00\x00\x00payload.html<script>alert(1)</script>IMGMOD-CANARY-ZIP";
 
-typedef struct kind
-{
-	const char *name;
-	int			h0,
-				v0;				/* luma sampling; chroma is 1x1 */
-	bool		grey;
-	bool		progressive;
-	bool		scan_per_component; /* sequential, not interleaved */
-	bool		arithmetic;
-	bool		optimise;
-	int			restart_rows;	/* restart interval in MCU rows */
-	unsigned	restart_mcus;	/* or in MCUs */
-	int			ids;			/* 0: 1,2,3; 'R': 'R','G','B' */
-	bool		jfif;			/* libjpeg's default for YCbCr and grey */
-	bool		adobe;
-} kind;
+typedef jb_jpeg_kind kind;
 
 /* The kinds the fast path copies (single scan, Huffman). */
 #define SEQ(n, h, v) {n, h, v, false, false, false, false, false, 0, 0, 0, true, false}
@@ -101,100 +86,6 @@ noisy_pixel(uint8_t *p, uint32_t x, uint32_t y, uint32_t w, uint32_t h, const vo
 	p[2] = (uint8_t) ((n >> 16) & 0xFF);
 }
 
-
-/* Encodes r with libjpeg as k says (script: a scan script of n scans, or NULL), into out. */
-static bool
-write_scripted(const kind *k, const img_raster *r, const jpeg_scan_info *script, int n, jb_buf *out)
-{
-	struct jpeg_compress_struct c;
-	jb_quiet_error jerr;
-	unsigned char *mem = NULL;
-	unsigned long memlen = 0;
-	uint8_t    *row = malloc((size_t) r->width * 3);
-	jpeg_scan_info scans[3];
-
-	memset(out, 0, sizeof(*out));
-	if (row == NULL)
-		return false;
-	c.err = jpeg_std_error(&jerr.pub);
-	jerr.pub.error_exit = jb_quiet_exit;
-	if (setjmp(jerr.jump))
-	{
-		jpeg_destroy_compress(&c);
-		free(mem);
-		free(row);
-		return false;
-	}
-	jpeg_create_compress(&c);
-	jpeg_mem_dest(&c, &mem, &memlen);
-	c.image_width = r->width;
-	c.image_height = r->height;
-	c.input_components = k->grey ? 1 : 3;
-	c.in_color_space = k->grey ? JCS_GRAYSCALE : JCS_RGB;
-	jpeg_set_defaults(&c);
-	jpeg_set_quality(&c, 85, TRUE);
-	if (!k->grey)
-	{
-		c.comp_info[0].h_samp_factor = k->h0;
-		c.comp_info[0].v_samp_factor = k->v0;
-		if (k->ids == 'R')
-		{
-			c.comp_info[0].component_id = 'R';
-			c.comp_info[1].component_id = 'G';
-			c.comp_info[2].component_id = 'B';
-		}
-	}
-	c.write_JFIF_header = k->jfif;
-	c.write_Adobe_marker = k->adobe;
-	c.arith_code = k->arithmetic;
-	c.optimize_coding = k->optimise;
-	c.restart_in_rows = k->restart_rows;
-	c.restart_interval = k->restart_mcus;
-	if (script != NULL)
-	{
-		c.scan_info = script;
-		c.num_scans = n;
-	}
-	else if (k->progressive)
-		jpeg_simple_progression(&c);
-	if (k->scan_per_component)
-	{
-		for (int i = 0; i < 3; i++)
-		{
-			scans[i].comps_in_scan = 1;
-			scans[i].component_index[0] = i;
-			scans[i].Ss = 0;
-			scans[i].Se = 63;
-			scans[i].Ah = scans[i].Al = 0;
-		}
-		c.scan_info = scans;
-		c.num_scans = 3;
-	}
-	jpeg_start_compress(&c, TRUE);
-	while (c.next_scanline < c.image_height)
-	{
-		const uint8_t *src = r->pixels + (size_t) c.next_scanline * r->stride;
-		JSAMPROW	rp = (JSAMPROW) src;
-
-		if (k->grey)
-		{
-			for (uint32_t x = 0; x < r->width; x++)
-				row[x] = (uint8_t) ((src[3 * x] * 77 + src[3 * x + 1] * 150 + src[3 * x + 2] * 29) >> 8);
-			rp = row;
-		}
-		jpeg_write_scanlines(&c, &rp, 1);
-	}
-	jpeg_finish_compress(&c);
-	jpeg_destroy_compress(&c);
-	free(row);
-	return jb_take(out, mem, memlen);
-}
-
-static bool
-write_kind(const kind *k, const img_raster *r, jb_buf *out)
-{
-	return write_scripted(k, r, NULL, 0, out);
-}
 
 /* The encoder's output without the APPn segments it writes after SOI. */
 static jb_buf
@@ -273,7 +164,7 @@ source_of_kind(const kind *k, uint32_t w, uint32_t h, int orientation, jb_buf *p
 
 	if (!jb_make_raster(&r, w, h, noisy_pixel, NULL))
 		return false;
-	ok = write_kind(k, &r, plain);
+	ok = jb_write_kind(k, &r, plain);
 	img_raster_free(&r);
 	if (!ok)
 		return false;
@@ -443,7 +334,7 @@ TEST_SUITE(fast_path_leaves_others)
 
 		if (jb_make_raster(&r, 64, 48, noisy_pixel, NULL))
 		{
-			if (write_kind(&rgb, &r, &j))
+			if (jb_write_kind(&rgb, &r, &j))
 			{
 				/* flip the Adobe transform flag (byte 11 of its payload) to 0 */
 				for (size_t p = 2; p + 16 < j.len; p++)
@@ -851,7 +742,7 @@ many_scans(int n, jb_buf *out)
 		}
 	if (i == n && jb_make_raster(&r, 16, 16, noisy_pixel, NULL))
 	{
-		ok = write_scripted(&k, &r, s, n, out);
+		ok = jb_write_kind_scripted(&k, &r, s, n, out);
 		img_raster_free(&r);
 	}
 	free(s);

@@ -16,36 +16,24 @@
 #include "imgcore.h"
 #include "codec.h"
 
-#include <jpeglib.h>
 #include <pthread.h>
-#include <setjmp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ------------------------------------------------------------ fixtures */
 
-typedef struct jpeg_kind
-{
-	const char *name;
-	int			h0,
-				v0;				/* luma sampling; chroma 1x1 */
-	bool		grey;
-	bool		progressive;
-	int			restart_rows;
-	unsigned	restart_mcus;
-} jpeg_kind;
-
-static const jpeg_kind kinds[] = {
-	{"4:2:0", 2, 2, false, false, 0, 0},
-	{"4:2:2", 2, 1, false, false, 0, 0},
-	{"4:4:4", 1, 1, false, false, 0, 0},
-	{"4:4:0", 1, 2, false, false, 0, 0},
-	{"4:1:1", 4, 1, false, false, 0, 0},
-	{"grey", 1, 1, true, false, 0, 0},
-	{"restart every MCU row", 2, 2, false, false, 1, 0},
-	{"restart every 5 MCUs", 2, 1, false, false, 0, 5},
-	{"progressive (one piece)", 2, 2, false, true, 0, 0},
+#define KIND(n, h, v) {.name = n, .h0 = h, .v0 = v, .jfif = true}
+static const jb_jpeg_kind kinds[] = {
+	KIND("4:2:0", 2, 2),
+	KIND("4:2:2", 2, 1),
+	KIND("4:4:4", 1, 1),
+	KIND("4:4:0", 1, 2),
+	KIND("4:1:1", 4, 1),
+	{.name = "grey", .h0 = 1, .v0 = 1, .grey = true, .jfif = true},
+	{.name = "restart every MCU row", .h0 = 2, .v0 = 2, .restart_rows = 1, .jfif = true},
+	{.name = "restart every 5 MCUs", .h0 = 2, .v0 = 1, .restart_mcus = 5, .jfif = true},
+	{.name = "progressive (one piece)", .h0 = 2, .v0 = 2, .progressive = true, .jfif = true},
 };
 
 /* Ramps with noise: every band differs and the scans are busy. */
@@ -62,67 +50,19 @@ busy_pixel(uint8_t *p, uint32_t x, uint32_t y, uint32_t w, uint32_t h, const voi
 }
 
 
-/* A w x h JPEG of kind k, written with libjpeg directly. */
+/* A w x h JPEG of kind k: busy pixels, written with libjpeg directly. */
 static bool
-kind_jpeg(const jpeg_kind *k, uint32_t w, uint32_t h, jb_buf *out)
+kind_jpeg(const jb_jpeg_kind *k, uint32_t w, uint32_t h, jb_buf *out)
 {
-	struct jpeg_compress_struct c;
-	jb_quiet_error jerr;
-	unsigned char *mem = NULL;
-	unsigned long memlen = 0;
 	img_raster	r;
-	uint8_t    *grey = NULL;
+	bool		ok;
 
 	memset(out, 0, sizeof(*out));
 	if (!jb_make_raster(&r, w, h, busy_pixel, NULL))
 		return false;
-	grey = malloc(w);
-	c.err = jpeg_std_error(&jerr.pub);
-	jerr.pub.error_exit = jb_quiet_exit;
-	if (grey == NULL || setjmp(jerr.jump))
-	{
-		jpeg_destroy_compress(&c);
-		free(mem);
-		free(grey);
-		img_raster_free(&r);
-		return false;
-	}
-	jpeg_create_compress(&c);
-	jpeg_mem_dest(&c, &mem, &memlen);
-	c.image_width = w;
-	c.image_height = h;
-	c.input_components = k->grey ? 1 : 3;
-	c.in_color_space = k->grey ? JCS_GRAYSCALE : JCS_RGB;
-	jpeg_set_defaults(&c);
-	jpeg_set_quality(&c, 85, TRUE);
-	if (!k->grey)
-	{
-		c.comp_info[0].h_samp_factor = k->h0;
-		c.comp_info[0].v_samp_factor = k->v0;
-	}
-	c.restart_in_rows = k->restart_rows;
-	c.restart_interval = k->restart_mcus;
-	if (k->progressive)
-		jpeg_simple_progression(&c);
-	jpeg_start_compress(&c, TRUE);
-	while (c.next_scanline < c.image_height)
-	{
-		const uint8_t *src = r.pixels + (size_t) c.next_scanline * r.stride;
-		JSAMPROW	row = (JSAMPROW) src;
-
-		if (k->grey)
-		{
-			for (uint32_t x = 0; x < w; x++)
-				grey[x] = (uint8_t) ((src[3 * x] + src[3 * x + 1] + src[3 * x + 2]) / 3);
-			row = grey;
-		}
-		jpeg_write_scanlines(&c, &row, 1);
-	}
-	jpeg_finish_compress(&c);
-	jpeg_destroy_compress(&c);
-	free(grey);
+	ok = jb_write_kind(k, &r, out);
 	img_raster_free(&r);
-	return jb_take(out, mem, memlen);
+	return ok;
 }
 
 static img_status
@@ -206,7 +146,7 @@ TEST_SUITE(parallel_decode_bands)
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
 	{
-		const jpeg_kind *k = &kinds[i];
+		const jb_jpeg_kind *k = &kinds[i];
 		jb_buf		j;
 
 		CHECK(kind_jpeg(k, w, h, &j), "%s: fixture written", k->name);
@@ -261,7 +201,7 @@ TEST_SUITE(parallel_decode_scales)
 	img_parallel_decode_min_pixels = 1;
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
 	{
-		const jpeg_kind *k = &kinds[i];
+		const jb_jpeg_kind *k = &kinds[i];
 		jb_buf		j;
 
 		if (k->progressive || !kind_jpeg(k, w, h, &j))

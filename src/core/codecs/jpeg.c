@@ -732,10 +732,16 @@ plan_bands(const uint8_t *data, size_t len, const img_info *info, uint32_t min_w
 	return ok;
 }
 
-img_status
-img_jpeg_decode_threads(const uint8_t *data, size_t len, const img_limits *limits,
-						const img_info *info, uint32_t min_width, uint32_t min_height,
-						unsigned threads, img_decoded *out, img_error *err)
+/*
+ * The codec's decode_threads: bands on up to threads threads, the same
+ * bytes as jpeg_decode whatever the count.  Only single-scan YCbCr/grey
+ * files large enough to be worth it are split; others are decoded on the
+ * calling thread.
+ */
+static img_status
+jpeg_decode_threads(const uint8_t *data, size_t len, const img_limits *limits,
+					const img_info *info, uint32_t min_width, uint32_t min_height,
+					unsigned threads, img_decoded *out, img_error *err)
 {
 	jpeg_band	bands[IMG_MAX_THREADS];
 	unsigned	scale_num;
@@ -1124,4 +1130,5 @@ const img_codec img_codec_jpeg = {
 	.format = IMG_FORMAT_JPEG,
 	.probe = jpeg_probe,
 	.decode = jpeg_decode,
+	.decode_threads = jpeg_decode_threads,
 };
